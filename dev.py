@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Developer entry point: needs only Python 3, installs the rest into ``.venv``.
+
+python3 dev.py demo    start a local deployment and show a redirected login
+python3 dev.py test    lint, type-check and run the whole test suite
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+
+
+def _run(*args: str | Path) -> None:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    subprocess.run([str(a) for a in args], cwd=ROOT, check=True)
+
+
+def _ensure_venv() -> None:
+    """Create ``.venv`` and install the checkout with its test and dev extras."""
+    if not PYTHON.exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    _run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    _run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+
+
+def _test(pytest_args: list[str]) -> None:
+    _run(PYTHON, "-m", "ruff", "check", ".")
+    _run(PYTHON, "-m", "ruff", "format", "--check", ".")
+    _run(PYTHON, "-m", "mypy")
+    _run(PYTHON, "-m", "pytest", *pytest_args)
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in ("demo", "test"):
+        sys.exit(__doc__)
+    _ensure_venv()
+    if argv[0] == "demo":
+        os.execv(PYTHON, [str(PYTHON), "-m", "tests.live.demo", *argv[1:]])
+    try:
+        _test(argv[1:])
+    except subprocess.CalledProcessError as e:
+        sys.exit(e.returncode)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

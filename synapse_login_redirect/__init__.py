@@ -1,0 +1,70 @@
+"""synapse-login-redirect: one login address for many Matrix homeservers."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from synapse.module_api import ModuleApi
+
+from synapse_login_redirect.config import LoginRedirectConfig, parse_config
+from synapse_login_redirect.gateway import LoginGateway
+from synapse_login_redirect.synapse_compat import (
+    LOGIN_SERVLET,
+    SSO_REDIRECT_SERVLET,
+    RouteHook,
+    RouteKey,
+    serves_client_api,
+    synapse_version,
+)
+from synapse_login_redirect.target_role import (
+    Advertisement,
+    hook_login,
+    hook_sso_redirect,
+)
+from synapse_login_redirect.urls import normalise_base_url
+
+__all__ = ["LoginRedirect"]
+
+logger = logging.getLogger(__name__)
+
+
+class LoginRedirect:
+    """The Synapse module. Enable it under ``modules:`` in homeserver.yaml."""
+
+    def __init__(self, config: LoginRedirectConfig, api: ModuleApi) -> None:
+        self._config = config
+        self._api = api
+        base_url = config.base_url or normalise_base_url(api.public_baseurl)
+        advert = Advertisement(
+            base_url=base_url,
+            identity_server=config.identity_server,
+            base_cs_url=config.base_cs_url,
+        )
+        hooks: dict[RouteKey, RouteHook] = {
+            (LOGIN_SERVLET, b"POST"): hook_login(advert)
+        }
+        if config.sso_homeserver_param:
+            hooks[(SSO_REDIRECT_SERVLET, b"GET")] = hook_sso_redirect(base_url)
+        self._gateway = LoginGateway(hooks)
+        api.register_web_resource("/_matrix", self._gateway)
+        api.delayed_background_call(0, self._check_started, desc="login_redirect_check")
+
+    @staticmethod
+    def parse_config(config: dict[str, Any]) -> LoginRedirectConfig:
+        return parse_config(config)
+
+    def _check_started(self) -> None:
+        """Refuse to run when Synapse's listeners did not pass through the gateway."""
+        if (LOGIN_SERVLET, b"POST") in self._gateway.hooked:
+            return
+        if not serves_client_api(self._api):
+            return
+        logger.critical(
+            "synapse-login-redirect: this process serves the client API, but "
+            "Synapse %s never handed the login gateway its login route, so "
+            "logins cannot be redirected. Stopping.",
+            synapse_version(),
+        )
+        os._exit(1)

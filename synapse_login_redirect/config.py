@@ -1,0 +1,144 @@
+"""The module's configuration: frozen attrs classes built by ``parse_config``.
+
+Every mistake raises a ``ConfigError`` whose ``path`` is the key path inside
+the module's ``config:`` block, and whose message says what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attr
+from synapse.module_api.errors import ConfigError
+
+from synapse_login_redirect.urls import normalise_base_url
+
+_TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+RESERVED_TARGET_NAMES = frozenset({"self"})
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Target:
+    """A homeserver that users can be sent to after logging in."""
+
+    name: str
+    base_url: str
+    identity_server: str | None = None
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class LoginRedirectConfig:
+    """The whole ``config:`` block of the module."""
+
+    # The client-server URL advertised for this homeserver; None means
+    # Synapse's public_baseurl.
+    base_url: str | None = None
+    identity_server: str | None = None
+    # MSC1730's first draft: also put ``base_cs_url`` in login responses.
+    base_cs_url: bool = False
+    # MSC1731: add ``homeserver`` to the SSO redirect back to the client.
+    sso_homeserver_param: bool = True
+    targets: Mapping[str, Target] = attr.Factory(dict)
+
+
+_TOP_LEVEL_KEYS = (
+    "base_url",
+    "identity_server",
+    "base_cs_url",
+    "sso_homeserver_param",
+    "targets",
+)
+_TARGET_KEYS = ("base_url", "identity_server")
+
+
+def parse_config(raw: Any) -> LoginRedirectConfig:
+    """Build the configuration from the module's ``config:`` block."""
+    if raw is None:
+        raw = {}
+    top = _mapping(raw, (), _TOP_LEVEL_KEYS)
+    return LoginRedirectConfig(
+        base_url=_optional_url(top, "base_url", ()),
+        identity_server=_optional_url(top, "identity_server", ()),
+        base_cs_url=_bool(top, "base_cs_url", (), default=False),
+        sso_homeserver_param=_bool(top, "sso_homeserver_param", (), default=True),
+        targets=_targets(top.get("targets"), ("targets",)),
+    )
+
+
+def _targets(raw: Any, path: tuple[str, ...]) -> dict[str, Target]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError("must be a mapping of target name to target settings", path)
+    targets = {}
+    for name, value in raw.items():
+        here = (*path, str(name))
+        if not isinstance(name, str) or not _TARGET_NAME.match(name):
+            raise ConfigError(
+                f"target name {name!r} is not allowed: use 1 to 64 of a-z, 0-9, "
+                "'_', '.' and '-', starting with a letter or digit",
+                here,
+            )
+        if name in RESERVED_TARGET_NAMES:
+            raise ConfigError(
+                f"target name {name!r} is reserved; "
+                f"reserved names are: {', '.join(sorted(RESERVED_TARGET_NAMES))}",
+                here,
+            )
+        settings = _mapping(value, here, _TARGET_KEYS)
+        base_url = _optional_url(settings, "base_url", here)
+        if base_url is None:
+            raise ConfigError(
+                "is required: the client-server URL of this homeserver, "
+                "e.g. https://matrix.eng.example",
+                (*here, "base_url"),
+            )
+        targets[name] = Target(
+            name=name,
+            base_url=base_url,
+            identity_server=_optional_url(settings, "identity_server", here),
+        )
+    return targets
+
+
+def _mapping(
+    raw: Any, path: tuple[str, ...], allowed: tuple[str, ...]
+) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"must be a mapping with the keys: {', '.join(allowed)}", path
+        )
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown key {key!r}; allowed keys are: {', '.join(allowed)}",
+                (*path, str(key)),
+            )
+    return raw
+
+
+def _optional_url(
+    raw: Mapping[str, Any], key: str, path: tuple[str, ...]
+) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(
+            "must be a URL string, e.g. https://matrix.example", (*path, key)
+        )
+    try:
+        return normalise_base_url(value)
+    except ValueError as e:
+        raise ConfigError(str(e), (*path, key)) from None
+
+
+def _bool(
+    raw: Mapping[str, Any], key: str, path: tuple[str, ...], *, default: bool
+) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"must be true or false, not {value!r}", (*path, key))
+    return value

@@ -1,0 +1,97 @@
+"""Every use of Synapse internals beyond the public ModuleApi lives here.
+
+Each function checks the shape of what it touches and raises
+``IncompatibleSynapseError`` (naming the Synapse version) when Synapse changed,
+so an unsupported Synapse refuses to start instead of misbehaving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import attr
+from synapse.http.server import UnrecognizedRequestResource
+from synapse.module_api import ModuleApi
+from synapse.util import SYNAPSE_VERSION
+from twisted.web.resource import EncodingResourceWrapper, Resource
+
+# Synapse's own "nothing here" resource: the gateway subclasses it so that
+# unknown paths under /_matrix answer exactly as they do without the module.
+GatewayBase = UnrecognizedRequestResource
+
+LOGIN_SERVLET = "LoginRestServlet"
+SSO_REDIRECT_SERVLET = "SsoRedirectServlet"
+
+RouteCallback = Callable[..., Awaitable[Any]]
+RouteHook = Callable[[RouteCallback], RouteCallback]
+RouteKey = tuple[str, bytes]  # (servlet class name, HTTP method)
+
+_HOOKED = "_synapse_login_redirect_hooked"
+
+
+class IncompatibleSynapseError(RuntimeError):
+    """Synapse's internals are not what this module was built against."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"synapse-login-redirect does not support Synapse {SYNAPSE_VERSION}: "
+            f"{what}. Install a release of the module that supports it, or "
+            "remove it from 'modules:'."
+        )
+
+
+def install_route_hooks(
+    client_resource: Resource, hooks: Mapping[RouteKey, RouteHook]
+) -> set[RouteKey]:
+    """Wrap the callbacks of Synapse's client API routes named in ``hooks``.
+
+    ``client_resource`` is what Synapse mounts at ``/_matrix/client`` (a
+    ``JsonResource``, possibly gzip-wrapped). Returns the hooks installed.
+    Synapse keeps rendering the responses, errors included, as it always does.
+    """
+    resource: object = client_resource
+    if isinstance(resource, EncodingResourceWrapper):
+        resource = getattr(resource, "original", None)
+    routes = getattr(resource, "_routes", None)
+    if not isinstance(routes, dict):
+        raise IncompatibleSynapseError(
+            f"the client API resource ({type(resource).__name__}) has no route table"
+        )
+    installed: set[RouteKey] = set()
+    for methods in routes.values():
+        if not isinstance(methods, dict):
+            raise IncompatibleSynapseError("a client API route is not a method map")
+        for method, entry in list(methods.items()):
+            classname = getattr(entry, "servlet_classname", None)
+            callback = getattr(entry, "callback", None)
+            if not isinstance(classname, str) or not callable(callback):
+                raise IncompatibleSynapseError(
+                    "a client API route has no servlet name or callback"
+                )
+            hook = hooks.get((classname, method))
+            if hook is None:
+                continue
+            installed.add((classname, method))
+            if getattr(callback, _HOOKED, False):
+                continue
+            wrapped = hook(callback)
+            setattr(wrapped, _HOOKED, True)
+            methods[method] = attr.evolve(entry, callback=wrapped)
+    return installed
+
+
+def serves_client_api(api: ModuleApi) -> bool:
+    """Whether this Synapse process has an HTTP listener with the client API."""
+    config = api._hs.config
+    listeners = [*config.server.listeners, *config.worker.worker_listeners]
+    return any(
+        "client" in res.names
+        for listener in listeners
+        if listener.http_options is not None
+        for res in listener.http_options.resources
+    )
+
+
+def synapse_version() -> str:
+    return SYNAPSE_VERSION

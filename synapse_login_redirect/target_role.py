@@ -1,0 +1,96 @@
+"""The target role: tell clients which homeserver to use after logging in here.
+
+MSC1730 (``well_known`` and the first draft's ``base_cs_url`` in ``/login``
+responses) and MSC1731 (``homeserver`` beside ``loginToken`` after SSO).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import attr
+from synapse.http.site import SynapseRequest
+
+from synapse_login_redirect.synapse_compat import RouteCallback, RouteHook
+from synapse_login_redirect.urls import set_homeserver_param
+
+logger = logging.getLogger(__name__)
+
+_REDIRECT_URL = b"redirectUrl"
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Advertisement:
+    """What a successful login here tells the client about where to go next."""
+
+    base_url: str
+    identity_server: str | None = None
+    base_cs_url: bool = False
+
+    def amend_login_response(self, response: dict[str, Any]) -> None:
+        """Set ``well_known`` (keeping any other keys Synapse put there)."""
+        well_known = dict(response.get("well_known") or {})
+        well_known["m.homeserver"] = {"base_url": self.base_url}
+        if self.identity_server is not None:
+            well_known["m.identity_server"] = {"base_url": self.identity_server}
+        response["well_known"] = well_known
+        if self.base_cs_url:
+            response["base_cs_url"] = self.base_url
+
+
+def hook_login(advert: Advertisement) -> RouteHook:
+    """A hook for ``POST /login`` that advertises ``advert`` on success."""
+
+    def hook(original: RouteCallback) -> RouteCallback:
+        async def on_POST(request: SynapseRequest, **kwargs: Any) -> Any:
+            code, response = await original(request, **kwargs)
+            if code == 200 and isinstance(response, dict):
+                advert.amend_login_response(response)
+            return code, response
+
+        return on_POST
+
+    return hook
+
+
+def hook_sso_redirect(homeserver: str) -> RouteHook:
+    """A hook for ``GET /login/sso/redirect`` that adds MSC1731's ``homeserver``."""
+
+    def hook(original: RouteCallback) -> RouteCallback:
+        async def on_GET(request: SynapseRequest, **kwargs: Any) -> Any:
+            rewrite_redirect_url(request, homeserver)
+            return await original(request, **kwargs)
+
+        return on_GET
+
+    return hook
+
+
+def rewrite_redirect_url(request: SynapseRequest, homeserver: str) -> None:
+    """Give ``redirectUrl`` exactly one ``homeserver`` parameter, in args and URI.
+
+    A missing, undecodable or scheme-less ``redirectUrl`` is left alone, so
+    Synapse answers it as it would without the module.
+    """
+    args: dict[bytes, list[bytes]] = request.args
+    values = args.get(_REDIRECT_URL)
+    if not values:
+        return
+    try:
+        new_url = set_homeserver_param(values[0].decode("utf-8"), homeserver)
+    except UnicodeDecodeError:
+        return
+    if new_url is None:
+        return
+    encoded = new_url.encode("utf-8")
+    args[_REDIRECT_URL] = [encoded]
+    path, _, query = request.uri.partition(b"?")
+    pairs = [
+        (k, v)
+        for k, v in parse_qsl(query, keep_blank_values=True)
+        if k != _REDIRECT_URL
+    ]
+    pairs.append((_REDIRECT_URL, encoded))
+    request.uri = path + b"?" + urlencode(pairs).encode("ascii")

@@ -1,0 +1,57 @@
+"""URL checks and the query rewriting MSC1731 needs. No Synapse imports."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+HOMESERVER_PARAM = "homeserver"
+
+
+def normalise_base_url(value: str) -> str:
+    """Check a client-server base URL and return it without a trailing slash.
+
+    Raises ValueError saying what is wrong: only http(s) URLs with a host and
+    no credentials, query or fragment are accepted.
+    """
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as e:
+        raise ValueError(f"{value!r} is not a valid URL ({e})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{value!r} must start with https:// or http://")
+    if not parts.hostname:
+        raise ValueError(f"{value!r} has no host name")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{value!r} must not contain credentials")
+    if parts.query or value.endswith("?"):
+        raise ValueError(f"{value!r} must not have a query string")
+    if parts.fragment or "#" in value:
+        raise ValueError(f"{value!r} must not have a fragment")
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+def set_homeserver_param(redirect_url: str, homeserver: str) -> str | None:
+    """Return ``redirect_url`` with exactly one ``homeserver`` query parameter.
+
+    Any ``homeserver`` already in the URL is dropped first, so a crafted link
+    cannot choose the homeserver a client is sent to. Returns None when the URL
+    cannot be parsed or has no scheme; such URLs are left for Synapse to judge.
+    """
+    try:
+        parts = urlsplit(redirect_url)
+    except ValueError:
+        return None
+    if not parts.scheme:
+        return None
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k != HOMESERVER_PARAM
+    ]
+    query.append((HOMESERVER_PARAM, homeserver))
+    return urlunsplit(parts._replace(query=urlencode(query)))
