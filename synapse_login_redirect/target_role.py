@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 import attr
 from synapse.http.site import SynapseRequest
@@ -87,10 +87,10 @@ def rewrite_redirect_url(request: SynapseRequest, homeserver: str) -> None:
     encoded = new_url.encode("utf-8")
     args[_REDIRECT_URL] = [encoded]
     path, _, query = request.uri.partition(b"?")
-    pairs = [
-        (k, v)
-        for k, v in parse_qsl(query, keep_blank_values=True)
-        if k != _REDIRECT_URL
-    ]
-    pairs.append((_REDIRECT_URL, encoded))
-    request.uri = path + b"?" + urlencode(pairs).encode("ascii")
+    segments = [s for s in query.split(b"&") if s and _param_name(s) != _REDIRECT_URL]
+    segments.append(_REDIRECT_URL + b"=" + quote_from_bytes(encoded, safe="").encode())
+    request.uri = path + b"?" + b"&".join(segments)
+
+
+def _param_name(segment: bytes) -> bytes:
+    return unquote_to_bytes(segment.partition(b"=")[0].replace(b"+", b" "))

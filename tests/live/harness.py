@@ -96,17 +96,20 @@ class Homeserver:
         module_config: Mapping[str, Any] | None,
         public_baseurl: bool = True,
         extra_config: Mapping[str, Any] | None = None,
+        port: int | None = None,
+        extra_modules: Iterable[Mapping[str, Any]] = (),
     ) -> None:
         self.name = name
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.server_name = f"{name}.test"
         self.shared_secret = f"secret-{name}"
         self.log_path = self.dir / "homeserver.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.config = self._build_config(module_config, public_baseurl, extra_config)
+        self.config.setdefault("modules", []).extend(extra_modules)
         self.config_path = self.dir / "homeserver.yaml"
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         with open(self.dir / "signing.key", "w") as f:

@@ -1,0 +1,142 @@
+"""Every configuration mistake is a ConfigError naming the key and what is allowed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from synapse.module_api.errors import ConfigError
+
+from synapse_login_redirect.config import LoginRedirectConfig, Target, parse_config
+
+
+def error_for(raw: Any) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    return info.value
+
+
+def test_empty_config_gives_defaults() -> None:
+    assert parse_config(None) == parse_config({}) == LoginRedirectConfig()
+    config = parse_config({})
+    assert config.base_url is None
+    assert config.base_cs_url is False
+    assert config.sso_homeserver_param is True
+    assert config.targets == {}
+
+
+def test_full_config() -> None:
+    config = parse_config(
+        {
+            "base_url": "https://matrix.eng.example/",
+            "identity_server": "https://id.example",
+            "base_cs_url": True,
+            "sso_homeserver_param": False,
+            "targets": {
+                "eng": {"base_url": "https://matrix.eng.example:8448/prefix/"},
+                "hist": {
+                    "base_url": "http://127.0.0.1:8008",
+                    "identity_server": "https://id.hist.example",
+                },
+            },
+        }
+    )
+    assert config.base_url == "https://matrix.eng.example"
+    assert config.identity_server == "https://id.example"
+    assert config.base_cs_url is True
+    assert config.sso_homeserver_param is False
+    assert config.targets == {
+        "eng": Target("eng", "https://matrix.eng.example:8448/prefix"),
+        "hist": Target("hist", "http://127.0.0.1:8008", "https://id.hist.example"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "path", "message"),
+    [
+        ([], (), "must be a mapping with the keys: base_url, identity_server"),
+        (
+            {"base_urls": "x"},
+            ("base_urls",),
+            "unknown key 'base_urls'; allowed keys are: base_url,",
+        ),
+        ({"base_url": 5}, ("base_url",), "must be a URL string"),
+        (
+            {"base_url": "matrix.example"},
+            ("base_url",),
+            "must start with https:// or http://",
+        ),
+        (
+            {"base_url": "ftp://matrix.example"},
+            ("base_url",),
+            "must start with https://",
+        ),
+        ({"base_url": "https://"}, ("base_url",), "has no host name"),
+        (
+            {"base_url": "https://u:p@matrix.example"},
+            ("base_url",),
+            "must not contain credentials",
+        ),
+        (
+            {"base_url": "https://matrix.example/?a=b"},
+            ("base_url",),
+            "must not have a query string",
+        ),
+        (
+            {"base_url": "https://matrix.example/#x"},
+            ("base_url",),
+            "must not have a fragment",
+        ),
+        (
+            {"base_url": "https://matrix.example:99999"},
+            ("base_url",),
+            "is not a valid URL",
+        ),
+        (
+            {"identity_server": "id.example"},
+            ("identity_server",),
+            "must start with https://",
+        ),
+        ({"base_cs_url": "yes"}, ("base_cs_url",), "must be true or false, not 'yes'"),
+        (
+            {"sso_homeserver_param": 1},
+            ("sso_homeserver_param",),
+            "must be true or false",
+        ),
+        (
+            {"targets": ["eng"]},
+            ("targets",),
+            "must be a mapping of target name to target settings",
+        ),
+        (
+            {"targets": {"Eng!": {}}},
+            ("targets", "Eng!"),
+            "target name 'Eng!' is not allowed",
+        ),
+        (
+            {"targets": {"self": {}}},
+            ("targets", "self"),
+            "target name 'self' is reserved",
+        ),
+        (
+            {"targets": {"eng": None}},
+            ("targets", "eng"),
+            "must be a mapping with the keys: base_url",
+        ),
+        ({"targets": {"eng": {}}}, ("targets", "eng", "base_url"), "is required"),
+        (
+            {"targets": {"eng": {"base_url": "https://e", "mode": "x"}}},
+            ("targets", "eng", "mode"),
+            "unknown key 'mode'",
+        ),
+        (
+            {"targets": {"eng": {"base_url": "e.example"}}},
+            ("targets", "eng", "base_url"),
+            "must start with https://",
+        ),
+    ],
+)
+def test_mistakes(raw: Any, path: tuple[str, ...], message: str) -> None:
+    error = error_for(raw)
+    assert tuple(error.path or ()) == path
+    assert message in error.msg
