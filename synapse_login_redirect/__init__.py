@@ -8,6 +8,7 @@ from typing import Any
 
 from synapse.module_api import ModuleApi
 
+from synapse_login_redirect.appservice_login import UNSTABLE_TYPE, AppserviceLogin
 from synapse_login_redirect.config import LoginRedirectConfig, parse_config
 from synapse_login_redirect.gateway import LoginGateway
 from synapse_login_redirect.synapse_compat import (
@@ -15,11 +16,13 @@ from synapse_login_redirect.synapse_compat import (
     SSO_REDIRECT_SERVLET,
     RouteHook,
     RouteKey,
+    check_appservice_support,
     serves_client_api,
     synapse_version,
 )
 from synapse_login_redirect.target_role import (
     Advertisement,
+    Interceptor,
     hook_login,
     hook_sso_redirect,
 )
@@ -42,8 +45,18 @@ class LoginRedirect:
             identity_server=config.identity_server,
             base_cs_url=config.base_cs_url,
         )
+        interceptors: list[Interceptor] = []
+        if config.appservice_login.types:
+            check_appservice_support()
+            interceptors.append(AppserviceLogin(config.appservice_login, api).intercept)
+        if UNSTABLE_TYPE in config.appservice_login.types:
+            # Lets Synapse list the unstable type in GET /login; the gateway
+            # answers such logins before Synapse would call this checker.
+            api.register_password_auth_provider_callbacks(
+                auth_checkers={(UNSTABLE_TYPE, ()): _handled_by_gateway}
+            )
         hooks: dict[RouteKey, RouteHook] = {
-            (LOGIN_SERVLET, b"POST"): hook_login(advert)
+            (LOGIN_SERVLET, b"POST"): hook_login(advert, *interceptors)
         }
         if config.sso_homeserver_param:
             hooks[(SSO_REDIRECT_SERVLET, b"GET")] = hook_sso_redirect(base_url)
@@ -68,3 +81,8 @@ class LoginRedirect:
             synapse_version(),
         )
         os._exit(1)
+
+
+async def _handled_by_gateway(username: str, login_type: str, login_dict: Any) -> None:
+    """Never accepts: appservice logins are completed by Synapse's own code."""
+    return None

@@ -13,6 +13,12 @@ from typing import Any
 import attr
 from synapse.module_api.errors import ConfigError
 
+from synapse_login_redirect.appservice_login import (
+    APPSERVICE_TYPES,
+    ERRORS_MSC2778,
+    ERRORS_SYNAPSE,
+    AppserviceLoginConfig,
+)
 from synapse_login_redirect.urls import normalise_base_url
 
 _TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -41,6 +47,7 @@ class LoginRedirectConfig:
     # MSC1731: add ``homeserver`` to the SSO redirect back to the client.
     sso_homeserver_param: bool = True
     targets: Mapping[str, Target] = attr.Factory(dict)
+    appservice_login: AppserviceLoginConfig = AppserviceLoginConfig()
 
 
 _TOP_LEVEL_KEYS = (
@@ -49,8 +56,11 @@ _TOP_LEVEL_KEYS = (
     "base_cs_url",
     "sso_homeserver_param",
     "targets",
+    "appservice_login",
 )
 _TARGET_KEYS = ("base_url", "identity_server")
+_APPSERVICE_LOGIN_KEYS = ("types", "errors")
+_APPSERVICE_ERRORS = (ERRORS_MSC2778, ERRORS_SYNAPSE)
 
 
 def parse_config(raw: Any) -> LoginRedirectConfig:
@@ -64,7 +74,30 @@ def parse_config(raw: Any) -> LoginRedirectConfig:
         base_cs_url=_bool(top, "base_cs_url", (), default=False),
         sso_homeserver_param=_bool(top, "sso_homeserver_param", (), default=True),
         targets=_targets(top.get("targets"), ("targets",)),
+        appservice_login=_appservice_login(
+            top.get("appservice_login"), ("appservice_login",)
+        ),
     )
+
+
+def _appservice_login(raw: Any, path: tuple[str, ...]) -> AppserviceLoginConfig:
+    if raw is None:
+        return AppserviceLoginConfig()
+    settings = _mapping(raw, path, _APPSERVICE_LOGIN_KEYS)
+    types = settings.get("types", list(APPSERVICE_TYPES))
+    if not isinstance(types, list) or not all(t in APPSERVICE_TYPES for t in types):
+        raise ConfigError(
+            f"must be a list of login types from: {', '.join(APPSERVICE_TYPES)} "
+            "(an empty list leaves appservice login to Synapse)",
+            (*path, "types"),
+        )
+    errors = settings.get("errors", ERRORS_MSC2778)
+    if errors not in _APPSERVICE_ERRORS:
+        raise ConfigError(
+            f"must be one of: {', '.join(_APPSERVICE_ERRORS)}, not {errors!r}",
+            (*path, "errors"),
+        )
+    return AppserviceLoginConfig(types=tuple(dict.fromkeys(types)), errors=errors)
 
 
 def _targets(raw: Any, path: tuple[str, ...]) -> dict[str, Target]:

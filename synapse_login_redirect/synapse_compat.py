@@ -7,11 +7,15 @@ so an unsupported Synapse refuses to start instead of misbehaving.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attr
+from synapse.api.auth.base import BaseAuth
+from synapse.appservice import ApplicationService
 from synapse.http.server import UnrecognizedRequestResource
+from synapse.http.site import SynapseRequest
 from synapse.module_api import ModuleApi
 from synapse.util import SYNAPSE_VERSION
 from twisted.web.resource import EncodingResourceWrapper, Resource
@@ -90,6 +94,49 @@ def serves_client_api(api: ModuleApi) -> bool:
         for listener in listeners
         if listener.http_options is not None
         for res in listener.http_options.resources
+    )
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class AppserviceView:
+    """What the module needs to know of a registered appservice."""
+
+    sender: str
+    msc4190_device_management: bool
+    is_interested_in_user: Callable[[str], bool]
+
+
+def check_appservice_support() -> None:
+    """Fail at start-up if Synapse's appservice objects changed shape."""
+    if not callable(getattr(ApplicationService, "is_interested_in_user", None)):
+        raise IncompatibleSynapseError(
+            "ApplicationService has no is_interested_in_user"
+        )
+    init = inspect.signature(ApplicationService.__init__).parameters
+    if "msc4190_device_management" not in init:
+        raise IncompatibleSynapseError(
+            "ApplicationService has no msc4190_device_management"
+        )
+
+
+def appservice_of_request(
+    api: ModuleApi, request: SynapseRequest
+) -> AppserviceView | None:
+    """The appservice whose as_token the request carries, if any.
+
+    The token is read as for every authenticated endpoint (``Authorization:
+    Bearer`` or ``?access_token=``); MissingClientTokenError when there is none.
+    Unlike ``ModuleApi.get_user_by_req`` this leaves the request's requester
+    unset, for Synapse's own login code to set.
+    """
+    token = BaseAuth.get_access_token_from_request(request)
+    service = api._hs.get_datastores().main.get_app_service_by_token(token)
+    if service is None:
+        return None
+    return AppserviceView(
+        sender=service.sender.to_string(),
+        msc4190_device_management=service.msc4190_device_management,
+        is_interested_in_user=service.is_interested_in_user,
     )
 
 

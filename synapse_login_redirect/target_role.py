@@ -7,6 +7,7 @@ responses) and MSC1731 (``homeserver`` beside ``loginToken`` after SSO).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
@@ -40,11 +41,20 @@ class Advertisement:
             response["base_cs_url"] = self.base_url
 
 
-def hook_login(advert: Advertisement) -> RouteHook:
-    """A hook for ``POST /login`` that advertises ``advert`` on success."""
+Interceptor = Callable[[SynapseRequest], Awaitable[None]]
+
+
+def hook_login(advert: Advertisement, *interceptors: Interceptor) -> RouteHook:
+    """A hook for ``POST /login`` that advertises ``advert`` on success.
+
+    Each interceptor sees the request first and may refuse it by raising a
+    SynapseError, which Synapse renders as usual.
+    """
 
     def hook(original: RouteCallback) -> RouteCallback:
         async def on_POST(request: SynapseRequest, **kwargs: Any) -> Any:
+            for intercept in interceptors:
+                await intercept(request)
             code, response = await original(request, **kwargs)
             if code == 200 and isinstance(response, dict):
                 advert.amend_login_response(response)

@@ -6,6 +6,11 @@
 - ``target_nopub``: the module on a Synapse without ``public_baseurl``, with an
   identity server and the legacy ``base_cs_url`` enabled.
 - ``vanilla``: the same Synapse without the module, as the reference.
+- ``as_compat``: the module with ``appservice_login.errors: synapse``.
+- ``as_limited``: the module, a rate-limited appservice and a tight
+  ``rc_login.address`` limit, for appservice rate limiting.
+
+All but ``target_nopub`` know the same appservices (see ``APPSERVICES``).
 """
 
 from __future__ import annotations
@@ -31,34 +36,59 @@ from tests.live.harness import (
 PASSWORD = "correct horse battery staple"
 IDENTITY_SERVER = "https://id.example.org"
 JWT_SECRET = "jwt-secret-for-tests"
-AS_TOKEN = "as-token-bridge"
 BRIDGE_USER_PREFIX = "bridge_"
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class Appservice:
+    id: str
+    as_token: str
+    user_prefix: str
+    sender_localpart: str
+    rate_limited: bool = False
+    msc4190: bool = False
+
+    def registration(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": None,
+            "as_token": self.as_token,
+            "hs_token": f"hs-token-{self.id}",
+            "sender_localpart": self.sender_localpart,
+            "rate_limited": self.rate_limited,
+            "io.element.msc4190": self.msc4190,
+            "namespaces": {
+                "users": [{"exclusive": True, "regex": f"@{self.user_prefix}.*"}],
+                "aliases": [],
+                "rooms": [],
+            },
+        }
+
+
+BRIDGE = Appservice("bridge", "as-token-bridge", BRIDGE_USER_PREFIX, "bridgebot")
+OTHER_BRIDGE = Appservice("other", "as-token-other", "other_", "otherbot")
+MSC4190_BRIDGE = Appservice(
+    "msc4190", "as-token-msc4190", "m4190_", "m4190bot", msc4190=True
+)
+LIMITED_BRIDGE = Appservice(
+    "limited", "as-token-limited", "lim_", "limbot", rate_limited=True
+)
+APPSERVICES = (BRIDGE, OTHER_BRIDGE, MSC4190_BRIDGE, LIMITED_BRIDGE)
+AS_TOKEN = BRIDGE.as_token
+LIMITED_BURST = 3
 
 
 def _login_types(workdir: Path) -> dict[str, Any]:
     """Config giving a homeserver every kind of login: tokens, JWT, appservice, a module's."""
-    registration = workdir / "bridge.yaml"
-    registration.write_text(
-        yaml.safe_dump(
-            {
-                "id": "bridge",
-                "url": None,
-                "as_token": AS_TOKEN,
-                "hs_token": "hs-token-bridge",
-                "sender_localpart": "bridgebot",
-                "rate_limited": False,
-                "namespaces": {
-                    "users": [{"exclusive": True, "regex": f"@{BRIDGE_USER_PREFIX}.*"}],
-                    "aliases": [],
-                    "rooms": [],
-                },
-            }
-        )
-    )
+    files = []
+    for appservice in APPSERVICES:
+        path = workdir / f"{appservice.id}.yaml"
+        path.write_text(yaml.safe_dump(appservice.registration()))
+        files.append(str(path))
     return {
         "login_via_existing_session": {"enabled": True, "require_ui_auth": False},
         "jwt_config": {"enabled": True, "secret": JWT_SECRET, "algorithm": "HS256"},
-        "app_service_config_files": [str(registration)],
+        "app_service_config_files": files,
     }
 
 
@@ -70,6 +100,8 @@ class Deployment:
     target: Homeserver
     target_nopub: Homeserver
     vanilla: Homeserver
+    as_compat: Homeserver
+    as_limited: Homeserver
 
     @property
     def advertised_target_url(self) -> str:
@@ -77,7 +109,13 @@ class Deployment:
 
     @property
     def all(self) -> list[Homeserver]:
-        return [self.target, self.target_nopub, self.vanilla]
+        return [
+            self.target,
+            self.target_nopub,
+            self.vanilla,
+            self.as_compat,
+            self.as_limited,
+        ]
 
 
 @pytest.fixture(scope="session")
@@ -122,6 +160,23 @@ def deployment(workdir: Path) -> Iterator[Deployment]:
             module_config=None,
             extra_config=login_types,
             extra_modules=[PIN_MODULE],
+        ),
+        as_compat=Homeserver(
+            "as-compat",
+            workdir,
+            module_config={"appservice_login": {"errors": "synapse"}},
+            extra_config=login_types,
+        ),
+        as_limited=Homeserver(
+            "as-limited",
+            workdir,
+            module_config={},
+            extra_config={
+                **login_types,
+                "rc_login": {
+                    "address": {"per_second": 0.001, "burst_count": LIMITED_BURST}
+                },
+            },
         ),
     )
     start_all(servers.all)

@@ -7,6 +7,11 @@ from typing import Any
 import pytest
 from synapse.module_api.errors import ConfigError
 
+from synapse_login_redirect.appservice_login import (
+    STABLE_TYPE,
+    UNSTABLE_TYPE,
+    AppserviceLoginConfig,
+)
 from synapse_login_redirect.config import LoginRedirectConfig, Target, parse_config
 
 
@@ -134,9 +139,44 @@ def test_full_config() -> None:
             ("targets", "eng", "base_url"),
             "must start with https://",
         ),
+        (
+            {"appservice_login": []},
+            ("appservice_login",),
+            "must be a mapping with the keys: types, errors",
+        ),
+        (
+            {"appservice_login": {"types": ["m.login.password"]}},
+            ("appservice_login", "types"),
+            "must be a list of login types from: m.login.application_service, "
+            "uk.half-shot.msc2778.login.application_service",
+        ),
+        (
+            {"appservice_login": {"types": "m.login.application_service"}},
+            ("appservice_login", "types"),
+            "must be a list of login types",
+        ),
+        (
+            {"appservice_login": {"errors": "spec"}},
+            ("appservice_login", "errors"),
+            "must be one of: msc2778, synapse, not 'spec'",
+        ),
     ],
 )
 def test_mistakes(raw: Any, path: tuple[str, ...], message: str) -> None:
     error = error_for(raw)
     assert tuple(error.path or ()) == path
     assert message in error.msg
+
+
+def test_appservice_login_settings() -> None:
+    default = parse_config({}).appservice_login
+    assert default == AppserviceLoginConfig(
+        types=(STABLE_TYPE, UNSTABLE_TYPE), errors="msc2778"
+    )
+    chosen = parse_config(
+        {"appservice_login": {"types": [STABLE_TYPE, STABLE_TYPE], "errors": "synapse"}}
+    ).appservice_login
+    assert chosen == AppserviceLoginConfig(types=(STABLE_TYPE,), errors="synapse")
+    assert (
+        parse_config({"appservice_login": {"types": []}}).appservice_login.types == ()
+    )
