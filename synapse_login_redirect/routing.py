@@ -1,0 +1,623 @@
+"""The routing engine: which target (homeserver) a login goes to.
+
+No Synapse imports. ``parse_routing`` builds a ``RoutingEngine`` from::
+
+    rules:                        # in order: the first rule that matches wins
+      - server_name: eng.example  # the MXID's server name, or a list of them
+        target: eng
+      - localpart: "hist-.*"      # a regex that matches the whole localpart
+        target: hist
+      - email_domain: [hist.example, "*.hist.example"]  # or one; *. = subdomains
+        target: hist
+      - attribute: {name: department, equals: physics}  # or matches: <regex>
+        target: phys
+      - directory: /etc/matrix/directory.tsv  # no target: the file names them
+    pool:                         # for users no rule places; 0 = no new users
+      eng: 2
+      hist: 1
+
+Targets are the module's target names and ``self`` (stay on this server).
+Everything is case-insensitive except attribute names and values:
+``LoginSubject`` lower-cases the localpart, server name and email. A directory
+rule looks up the full MXID, then the bare localpart, then the email address,
+so a bare-localpart entry matches that localpart under any server name.
+
+Users no rule places are identified by ``LoginSubject.user_key``: the localpart
+whatever the server name (``alice`` and ``@alice:portal.example`` are one
+user), else the email address. Their pool assignment is sticky: a stored
+assignment to a known target is kept whatever the pool now says, even if that
+target is unhealthy, since the account lives there (rules ignore health too).
+A new user gets a pool target by weighted rendezvous hashing of the user key,
+skipping unhealthy targets: workers racing on one user pick the same target,
+and adding a target only moves users onto it. The caller stores new
+assignments, e.g. with ``route`` and an ``AssignmentStore``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Mapping, Sequence
+from hashlib import blake2b
+from typing import Any, Protocol
+
+import attr
+
+from synapse_login_redirect.directory import (
+    Directory,
+    DirectoryError,
+    load_directory,
+)
+
+__all__ = [
+    "SELF",
+    "AssignmentStore",
+    "AttributeRule",
+    "Decision",
+    "DirectoryRule",
+    "EmailDomainRule",
+    "LocalpartRule",
+    "LoginSubject",
+    "MemoryAssignmentStore",
+    "Rule",
+    "RoutingConfigError",
+    "RoutingEngine",
+    "ServerNameRule",
+    "WeightedPool",
+    "parse_routing",
+    "route",
+]
+
+# The target meaning "log in on this homeserver".
+SELF = "self"
+
+
+class RoutingConfigError(Exception):
+    """A mistake in the routing config at key ``path``; ``msg`` says what is allowed."""
+
+    def __init__(self, msg: str, path: tuple[str, ...] = ()) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.path = path
+
+
+def _lower(value: str | None) -> str | None:
+    return None if value is None else value.lower()
+
+
+def _freeze_attributes(
+    raw: Mapping[str, Sequence[str] | str],
+) -> Mapping[str, tuple[str, ...]]:
+    """Copy the attributes, taking a lone string as a one-value list."""
+    return {
+        name: (values,) if isinstance(values, str) else tuple(values)
+        for name, values in raw.items()
+    }
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class LoginSubject:
+    """What a login tells about the user; identifiers are lower-cased."""
+
+    localpart: str | None = attr.ib(default=None, converter=_lower)
+    server_name: str | None = attr.ib(default=None, converter=_lower)
+    email: str | None = attr.ib(default=None, converter=_lower)
+    # SAML attributes or OIDC claims, each a list of values.
+    attributes: Mapping[str, tuple[str, ...]] = attr.ib(
+        factory=dict, converter=_freeze_attributes
+    )
+
+    @classmethod
+    def from_user(cls, user: str) -> LoginSubject:
+        """The subject of a ``@localpart:server.name`` or bare-localpart login."""
+        if user.startswith("@") and ":" in user:
+            localpart, _, server_name = user[1:].partition(":")
+            return cls(localpart=localpart, server_name=server_name)
+        return cls(localpart=user)
+
+    @property
+    def mxid(self) -> str | None:
+        """The full Matrix ID, if both parts are known."""
+        if self.localpart is None or self.server_name is None:
+            return None
+        return f"@{self.localpart}:{self.server_name}"
+
+    @property
+    def email_domain(self) -> str | None:
+        """The part of the email after the last ``@``, if any."""
+        if self.email is None:
+            return None
+        _, at, domain = self.email.rpartition("@")
+        return domain if at else None
+
+    @property
+    def user_key(self) -> str | None:
+        """The key of the user's pool assignment: localpart, else email."""
+        return self.localpart if self.localpart is not None else self.email
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Decision:
+    """Where a login goes, why, and whether the caller must store it."""
+
+    target: str
+    reason: str
+    # A new pool assignment: the caller stores it under the user key.
+    new_assignment: bool = False
+
+
+class Rule(Protocol):
+    """One entry of ``rules``."""
+
+    def target_for(self, subject: LoginSubject) -> str | None:
+        """The target this rule places the subject on, or None."""
+        ...
+
+    def describe(self) -> str:
+        """What matched, for ``Decision.reason``."""
+        ...
+
+
+def _one_of(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else "one of " + ", ".join(items)
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class ServerNameRule:
+    """The MXID's server name is one of ``names`` (lower-case)."""
+
+    names: tuple[str, ...]
+    target: str
+
+    def target_for(self, subject: LoginSubject) -> str | None:
+        return self.target if subject.server_name in self.names else None
+
+    def describe(self) -> str:
+        return f"server_name is {_one_of(self.names)}"
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class LocalpartRule:
+    """``regex`` matches the whole localpart."""
+
+    regex: re.Pattern[str]
+    target: str
+
+    def target_for(self, subject: LoginSubject) -> str | None:
+        localpart = subject.localpart
+        if localpart is None or self.regex.fullmatch(localpart) is None:
+            return None
+        return self.target
+
+    def describe(self) -> str:
+        return f"localpart matches {self.regex.pattern!r}"
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class EmailDomainRule:
+    """The email's domain is one of ``domains`` or ends with one of ``suffixes``.
+
+    Both lower-case; a suffix includes its leading dot (``.hist.example``).
+    """
+
+    domains: tuple[str, ...]
+    suffixes: tuple[str, ...]
+    target: str
+
+    def target_for(self, subject: LoginSubject) -> str | None:
+        domain = subject.email_domain
+        if domain is None:
+            return None
+        if domain in self.domains or domain.endswith(self.suffixes):
+            return self.target
+        return None
+
+    def describe(self) -> str:
+        patterns = [*self.domains, *(f"*{suffix}" for suffix in self.suffixes)]
+        return f"email domain is {_one_of(patterns)}"
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class AttributeRule:
+    """A value of attribute ``name`` equals ``equals`` or fully matches ``matches``.
+
+    Exactly one of ``equals`` and ``matches`` is set.
+    """
+
+    name: str
+    target: str
+    equals: str | None = None
+    matches: re.Pattern[str] | None = None
+
+    def target_for(self, subject: LoginSubject) -> str | None:
+        values = subject.attributes.get(self.name, ())
+        if self.matches is None:
+            found = self.equals in values
+        else:
+            found = any(self.matches.fullmatch(value) for value in values)
+        return self.target if found else None
+
+    def describe(self) -> str:
+        if self.matches is None:
+            return f"attribute {self.name} equals {self.equals!r}"
+        return f"attribute {self.name} matches {self.matches.pattern!r}"
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class DirectoryRule:
+    """The user is listed in a directory file, which names the target."""
+
+    directory: Directory
+
+    def target_for(self, subject: LoginSubject) -> str | None:
+        lookup = self.directory.lookup
+        return (
+            lookup(subject.mxid) or lookup(subject.localpart) or lookup(subject.email)
+        )
+
+    def describe(self) -> str:
+        return f"listed in directory {self.directory.path}"
+
+
+class WeightedPool:
+    """Weighted rendezvous hashing over the targets that take new users.
+
+    Each target draws an exponential variable with rate = weight from a hash
+    of (target, user key); the smallest wins. So a target wins with probability
+    weight / total, and a target's draw does not depend on the other targets.
+    """
+
+    __slots__ = ("weights", "_candidates")
+
+    def __init__(self, weights: Mapping[str, int]) -> None:
+        self.weights = dict(weights)
+        # Sorted by name so that ties and iteration do not depend on config order.
+        self._candidates = tuple(
+            (name, weight, blake2b(name.encode() + b"\0", digest_size=8))
+            for name, weight in sorted(self.weights.items())
+            if weight > 0
+        )
+
+    def pick(self, user_key: str, unhealthy: Collection[str] = ()) -> str | None:
+        """The target for a new user, or None if no target takes new users."""
+        key = user_key.encode()
+        best, best_score = None, math.inf
+        for name, weight, hasher in self._candidates:
+            if name in unhealthy:
+                continue
+            # uniform in (0, 1) from blake2b-64(name NUL user key); -ln(uniform)
+            # / weight is an exponential draw of rate weight. Inline for speed.
+            h = hasher.copy()
+            h.update(key)
+            uniform = (int.from_bytes(h.digest(), "big") + 0.5) / 2.0**64
+            score = -math.log(uniform) / weight
+            if score < best_score:
+                best, best_score = name, score
+        return best
+
+    def skipped(self, unhealthy: Collection[str]) -> list[str]:
+        """The targets taking new users that ``unhealthy`` excludes."""
+        return [name for name, _, _ in self._candidates if name in unhealthy]
+
+    def describe(self) -> str:
+        weights = ", ".join(f"{name}={weight}" for name, weight in self.weights.items())
+        return f"weights {weights or 'none'}"
+
+
+class RoutingEngine:
+    """Decides where logins go: rules, then sticky assignment, then the pool.
+
+    Immutable and storage-free. Rules must name known targets (``parse_routing``
+    checks this).
+    """
+
+    __slots__ = ("rules", "pool", "known_targets", "_rules", "_sticky", "_picked")
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        pool: WeightedPool,
+        known_targets: Collection[str],
+    ) -> None:
+        self.rules = tuple(rules)
+        self.pool = pool
+        self.known_targets = frozenset(known_targets) | {SELF}
+        # Decisions are built once: deciding allocates nothing on the usual paths.
+        self._rules = tuple(
+            (rule, self._decisions(f"rules[{i}]: {rule.describe()}"))
+            for i, rule in enumerate(self.rules)
+        )
+        self._sticky = self._decisions("sticky assignment")
+        self._picked = self._decisions(f"pool ({pool.describe()})", new=True)
+
+    def _decisions(self, reason: str, new: bool = False) -> dict[str, Decision]:
+        return {t: Decision(t, reason, new) for t in self.known_targets}
+
+    def decide(
+        self,
+        subject: LoginSubject,
+        *,
+        assignment: str | None = None,
+        unhealthy: Collection[str] = (),
+    ) -> Decision | None:
+        """Where ``subject`` goes, given its stored pool ``assignment``, if any."""
+        decision = self.match_rules(subject)
+        if decision is not None:
+            return decision
+        return self.assign(subject.user_key, assignment=assignment, unhealthy=unhealthy)
+
+    def match_rules(self, subject: LoginSubject) -> Decision | None:
+        """The decision of the first rule that matches, if any."""
+        for rule, decisions in self._rules:
+            target = rule.target_for(subject)
+            if target is not None:
+                return decisions[target]
+        return None
+
+    def assign(
+        self,
+        user_key: str | None,
+        *,
+        assignment: str | None = None,
+        unhealthy: Collection[str] = (),
+    ) -> Decision | None:
+        """Keep a known ``assignment``, else pick a healthy pool target."""
+        if assignment is not None and assignment in self._sticky:
+            return self._sticky[assignment]
+        if user_key is None:
+            return None
+        target = self.pool.pick(user_key, unhealthy)
+        if target is None:
+            return None
+        skipped = self.pool.skipped(unhealthy) if unhealthy else []
+        if assignment is None and not skipped:
+            return self._picked[target]
+        reason = self._pool_reason(skipped, assignment)
+        return Decision(target, reason, new_assignment=True)
+
+    def _pool_reason(self, skipped: list[str], assignment: str | None) -> str:
+        notes = [self.pool.describe()]
+        if skipped:
+            notes.append(f"skipped unhealthy {', '.join(skipped)}")
+        if assignment is not None:
+            notes.append(f"previous target {assignment!r} is unknown")
+        return f"pool ({'; '.join(notes)})"
+
+
+class AssignmentStore(Protocol):
+    """Where callers keep pool assignments, by ``LoginSubject.user_key``."""
+
+    async def get(self, user_key: str) -> str | None: ...
+
+    async def set(self, user_key: str, target: str) -> None: ...
+
+
+class MemoryAssignmentStore:
+    """An ``AssignmentStore`` in a dict, for tests."""
+
+    def __init__(self) -> None:
+        self.assignments: dict[str, str] = {}
+
+    async def get(self, user_key: str) -> str | None:
+        return self.assignments.get(user_key)
+
+    async def set(self, user_key: str, target: str) -> None:
+        self.assignments[user_key] = target
+
+
+async def route(
+    engine: RoutingEngine,
+    subject: LoginSubject,
+    store: AssignmentStore,
+    *,
+    unhealthy: Collection[str] = (),
+) -> Decision | None:
+    """Decide for ``subject`` and store a new pool assignment.
+
+    The store is only read when no rule matches.
+    """
+    decision = engine.match_rules(subject)
+    if decision is not None:
+        return decision
+    user_key = subject.user_key
+    if user_key is None:
+        return None
+    assignment = await store.get(user_key)
+    decision = engine.assign(user_key, assignment=assignment, unhealthy=unhealthy)
+    if decision is not None and decision.new_assignment:
+        await store.set(user_key, decision.target)
+    return decision
+
+
+# Parsing the configuration.
+
+_TOP_KEYS = ("rules", "pool")
+_RULE_KINDS = ("server_name", "localpart", "email_domain", "attribute", "directory")
+_RULE_KEYS = (*_RULE_KINDS, "target")
+_ATTRIBUTE_KEYS = ("name", "equals", "matches")
+_SERVER_NAME = re.compile(r"[^\s@/]+")
+_EMAIL_DOMAIN = re.compile(r"(\*\.)?[^\s@*]+")
+
+
+def parse_routing(
+    raw: Any, known_targets: Collection[str], path: tuple[str, ...] = ()
+) -> RoutingEngine:
+    """Build the engine from ``{rules: [...], pool: {...}}`` (None means empty).
+
+    ``known_targets`` are the configured target names (``self`` is added);
+    ``path`` prefixes the key paths of errors. Raises RoutingConfigError.
+    """
+    known = frozenset(known_targets) | {SELF}
+    top = _mapping({} if raw is None else raw, path, _TOP_KEYS)
+    rules = _rules(top.get("rules"), (*path, "rules"), known)
+    pool = _pool(top.get("pool"), (*path, "pool"), known)
+    return RoutingEngine(rules, pool, known)
+
+
+def _rules(raw: Any, path: tuple[str, ...], known: frozenset[str]) -> list[Rule]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise RoutingConfigError(
+            f"must be a list of rules, each with one of: {', '.join(_RULE_KINDS)}",
+            path,
+        )
+    return [_rule(item, (*path, str(i)), known) for i, item in enumerate(raw)]
+
+
+def _rule(raw: Any, path: tuple[str, ...], known: frozenset[str]) -> Rule:
+    spec = _mapping(raw, path, _RULE_KEYS)
+    kinds = [kind for kind in _RULE_KINDS if kind in spec]
+    if len(kinds) != 1:
+        given = f"has {' and '.join(kinds)}" if kinds else "has none"
+        raise RoutingConfigError(
+            f"a rule has exactly one of: {', '.join(_RULE_KINDS)}; this one {given}",
+            path,
+        )
+    kind = kinds[0]
+    here = (*path, kind)
+    if kind == "directory":
+        if "target" in spec:
+            raise RoutingConfigError(
+                "is not allowed in a directory rule: the directory file names "
+                "each user's target",
+                (*path, "target"),
+            )
+        return DirectoryRule(_directory(spec[kind], here, known))
+    target = _target(spec.get("target"), (*path, "target"), known)
+    if kind == "server_name":
+        names = _names(
+            spec[kind], here, _SERVER_NAME, "a server name, e.g. eng.example"
+        )
+        return ServerNameRule(names, target)
+    if kind == "localpart":
+        return LocalpartRule(_regex(spec[kind], here, re.IGNORECASE), target)
+    if kind == "email_domain":
+        return _email_domain_rule(spec[kind], here, target)
+    return _attribute_rule(spec[kind], here, target)
+
+
+def _target(raw: Any, path: tuple[str, ...], known: frozenset[str]) -> str:
+    if raw is None:
+        raise RoutingConfigError(
+            f"is required: the target of the users this rule matches; "
+            f"known targets are: {', '.join(sorted(known))}",
+            path,
+        )
+    if not isinstance(raw, str) or raw not in known:
+        raise RoutingConfigError(_unknown_target(raw, known), path)
+    return raw
+
+
+def _unknown_target(name: Any, known: frozenset[str]) -> str:
+    return f"unknown target {name!r}; known targets are: {', '.join(sorted(known))}"
+
+
+def _names(
+    raw: Any, path: tuple[str, ...], pattern: re.Pattern[str], what: str
+) -> tuple[str, ...]:
+    """A string or a non-empty list of strings matching ``pattern``, lower-cased."""
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not items:
+        raise RoutingConfigError(f"must be {what}, or a list of them", path)
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not pattern.fullmatch(item):
+            here = path if isinstance(raw, str) else (*path, str(i))
+            raise RoutingConfigError(f"must be {what}, not {item!r}", here)
+    return tuple(item.lower() for item in items)
+
+
+def _email_domain_rule(raw: Any, path: tuple[str, ...], target: str) -> Rule:
+    what = "a domain like hist.example or a wildcard like *.hist.example"
+    patterns = _names(raw, path, _EMAIL_DOMAIN, what)
+    return EmailDomainRule(
+        domains=tuple(p for p in patterns if not p.startswith("*.")),
+        suffixes=tuple(p[1:] for p in patterns if p.startswith("*.")),
+        target=target,
+    )
+
+
+def _attribute_rule(raw: Any, path: tuple[str, ...], target: str) -> Rule:
+    spec = _mapping(raw, path, _ATTRIBUTE_KEYS)
+    name = spec.get("name")
+    if not isinstance(name, str) or not name:
+        raise RoutingConfigError(
+            "is required: the SAML attribute or OIDC claim, e.g. department",
+            (*path, "name"),
+        )
+    if ("equals" in spec) == ("matches" in spec):
+        raise RoutingConfigError(
+            "needs exactly one of: equals (a string), matches (a regular expression)",
+            path,
+        )
+    if "matches" in spec:
+        regex = _regex(spec["matches"], (*path, "matches"), 0)
+        return AttributeRule(name, target, matches=regex)
+    equals = spec["equals"]
+    if not isinstance(equals, str):
+        raise RoutingConfigError(
+            f"must be a string (quote numbers), not {equals!r}", (*path, "equals")
+        )
+    return AttributeRule(name, target, equals=equals)
+
+
+def _regex(raw: Any, path: tuple[str, ...], flags: int) -> re.Pattern[str]:
+    if not isinstance(raw, str):
+        raise RoutingConfigError(
+            f"must be a regular expression string, not {raw!r}", path
+        )
+    try:
+        return re.compile(raw, flags)
+    except re.error as e:
+        raise RoutingConfigError(
+            f"invalid regular expression {raw!r}: {e}", path
+        ) from None
+
+
+def _directory(raw: Any, path: tuple[str, ...], known: frozenset[str]) -> Directory:
+    if not isinstance(raw, str) or not raw:
+        raise RoutingConfigError(
+            f"must be the path of a directory file, not {raw!r}", path
+        )
+    try:
+        return load_directory(raw, known)
+    except OSError as e:
+        raise RoutingConfigError(f"cannot read {raw}: {e.strerror}", path) from None
+    except DirectoryError as e:
+        raise RoutingConfigError(f"{raw}: {e}", path) from None
+
+
+def _pool(raw: Any, path: tuple[str, ...], known: frozenset[str]) -> WeightedPool:
+    if raw is None:
+        return WeightedPool({})
+    if not isinstance(raw, Mapping):
+        raise RoutingConfigError(
+            "must be a mapping of target name to weight, e.g. {eng: 2, hist: 1}",
+            path,
+        )
+    for name, weight in raw.items():
+        here = (*path, str(name))
+        if name not in known:
+            raise RoutingConfigError(_unknown_target(name, known), here)
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
+            raise RoutingConfigError(
+                f"must be a whole number >= 0 (0 takes no new users), not {weight!r}",
+                here,
+            )
+    return WeightedPool(raw)
+
+
+def _mapping(
+    raw: Any, path: tuple[str, ...], allowed: tuple[str, ...]
+) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise RoutingConfigError(
+            f"must be a mapping with the keys: {', '.join(allowed)}", path
+        )
+    for key in raw:
+        if key not in allowed:
+            raise RoutingConfigError(
+                f"unknown key {key!r}; allowed keys are: {', '.join(allowed)}",
+                (*path, str(key)),
+            )
+    return raw
