@@ -41,7 +41,9 @@ def _test(pytest_args: list[str]) -> None:
     _run(PYTHON, "-m", "ruff", "format", "--check", ".")
     _run(PYTHON, "-m", "mypy")
     _run(PYTHON, "-m", "pytest", *pytest_args)
-    oldest = _ensure_venv(VENV_MIN, f"matrix-synapse[saml2,oidc]=={SYNAPSE_MIN}")
+    oldest = _ensure_venv(
+        VENV_MIN, f"matrix-synapse[saml2,oidc,postgres]=={SYNAPSE_MIN}"
+    )
     print(f"Again with the oldest supported Synapse, {SYNAPSE_MIN}:", flush=True)
     _run(oldest, "-m", "pytest", *pytest_args)
 

@@ -11,6 +11,7 @@ from synapse.module_api import ModuleApi
 from synapse_login_redirect.appservice_login import UNSTABLE_TYPE, AppserviceLogin
 from synapse_login_redirect.config import LoginRedirectConfig, parse_config
 from synapse_login_redirect.gateway import LoginGateway
+from synapse_login_redirect.portal import Portal
 from synapse_login_redirect.synapse_compat import (
     LOGIN_SERVLET,
     SSO_REDIRECT_SERVLET,
@@ -46,6 +47,12 @@ class LoginRedirect:
             base_cs_url=config.base_cs_url,
         )
         interceptors: list[Interceptor] = []
+        portal = None
+        if config.portal is not None:
+            portal = Portal(
+                config.portal, config.targets, api, base_cs_url=config.base_cs_url
+            )
+            interceptors.append(portal.intercept)
         if config.appservice_login.types:
             check_appservice_support()
             interceptors.append(AppserviceLogin(config.appservice_login, api).intercept)
@@ -58,6 +65,8 @@ class LoginRedirect:
         hooks: dict[RouteKey, RouteHook] = {
             (LOGIN_SERVLET, b"POST"): hook_login(advert, *interceptors)
         }
+        if portal is not None:
+            hooks[(LOGIN_SERVLET, b"GET")] = portal.hook_login_flows
         if config.sso_homeserver_param:
             hooks[(SSO_REDIRECT_SERVLET, b"GET")] = hook_sso_redirect(base_url)
         self._gateway = LoginGateway(hooks)

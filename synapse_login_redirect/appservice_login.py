@@ -8,8 +8,6 @@ the device and access token.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 from typing import Any
 
@@ -18,6 +16,7 @@ from synapse.http.site import SynapseRequest
 from synapse.module_api import ModuleApi, UserID
 from synapse.module_api.errors import Codes, InvalidClientCredentialsError, SynapseError
 
+from synapse_login_redirect.request_body import peek_json_object, replace_json_body
 from synapse_login_redirect.synapse_compat import AppserviceView, appservice_of_request
 
 logger = logging.getLogger(__name__)
@@ -62,13 +61,13 @@ class AppserviceLogin:
         Requests of other login types are left alone, and so is a body that
         is not a JSON object (Synapse answers it).
         """
-        body = _peek_json_object(request)
+        body = peek_json_object(request)
         if body is None or body.get("type") not in self._config.types:
             return
         if self._config.errors == ERRORS_MSC2778:
             await self._check(request, body)
         if body["type"] == UNSTABLE_TYPE:
-            _replace_json_body(request, {**body, "type": STABLE_TYPE})
+            replace_json_body(request, {**body, "type": STABLE_TYPE})
 
     async def _check(self, request: SynapseRequest, body: dict[str, Any]) -> None:
         appservice = self._appservice_of(request)
@@ -133,22 +132,3 @@ class AppserviceLogin:
         if not self._api.is_mine(user_id):
             raise _forbidden(f"{user} is not a user of this homeserver")
         return user_id.to_string()
-
-
-def _peek_json_object(request: SynapseRequest) -> dict[str, Any] | None:
-    """The request body as a JSON object, leaving it readable for Synapse."""
-    content = request.content
-    if content is None:
-        return None
-    content.seek(0)
-    raw = content.read()
-    content.seek(0)
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def _replace_json_body(request: SynapseRequest, body: dict[str, Any]) -> None:
-    request.content = io.BytesIO(json.dumps(body).encode("utf-8"))

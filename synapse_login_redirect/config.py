@@ -19,10 +19,22 @@ from synapse_login_redirect.appservice_login import (
     ERRORS_SYNAPSE,
     AppserviceLoginConfig,
 )
-from synapse_login_redirect.urls import normalise_base_url
+from synapse_login_redirect.routing import (
+    RoutingConfigError,
+    RoutingEngine,
+    parse_routing,
+)
+from synapse_login_redirect.urls import host_of, normalise_base_url
 
 _TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 RESERVED_TARGET_NAMES = frozenset({"self"})
+MODE_REDIRECT = "redirect"
+MODE_PROXY = "proxy"
+MODES = (MODE_REDIRECT, MODE_PROXY)
+DEFAULT_UNPLACED_MESSAGE = (
+    "This login service cannot tell which homeserver your account is on. "
+    "Please log in at your own homeserver, or ask your administrator."
+)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -32,6 +44,20 @@ class Target:
     name: str
     base_url: str
     identity_server: str | None = None
+    # How the portal hands a login on: a 307 to the target, or proxying.
+    mode: str = MODE_REDIRECT
+    # How error messages name the target to users; defaults to its host.
+    public_name: str = ""
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class PortalConfig:
+    """The portal role: which target each login goes to, and how."""
+
+    engine: RoutingEngine
+    unplaced_message: str = DEFAULT_UNPLACED_MESSAGE
+    proxy_timeout: float = 10.0
+    health_check_interval: float = 30.0
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -48,6 +74,8 @@ class LoginRedirectConfig:
     sso_homeserver_param: bool = True
     targets: Mapping[str, Target] = attr.Factory(dict)
     appservice_login: AppserviceLoginConfig = AppserviceLoginConfig()
+    # None: this homeserver is only a target.
+    portal: PortalConfig | None = None
 
 
 _TOP_LEVEL_KEYS = (
@@ -57,8 +85,16 @@ _TOP_LEVEL_KEYS = (
     "sso_homeserver_param",
     "targets",
     "appservice_login",
+    "portal",
 )
-_TARGET_KEYS = ("base_url", "identity_server")
+_TARGET_KEYS = ("base_url", "identity_server", "mode", "public_name")
+_PORTAL_KEYS = (
+    "rules",
+    "pool",
+    "unplaced_message",
+    "proxy_timeout",
+    "health_check_interval",
+)
 _APPSERVICE_LOGIN_KEYS = ("types", "errors")
 _APPSERVICE_ERRORS = (ERRORS_MSC2778, ERRORS_SYNAPSE)
 
@@ -68,16 +104,69 @@ def parse_config(raw: Any) -> LoginRedirectConfig:
     if raw is None:
         raw = {}
     top = _mapping(raw, (), _TOP_LEVEL_KEYS)
+    targets = _targets(top.get("targets"), ("targets",))
     return LoginRedirectConfig(
         base_url=_optional_url(top, "base_url", ()),
         identity_server=_optional_url(top, "identity_server", ()),
         base_cs_url=_bool(top, "base_cs_url", (), default=False),
         sso_homeserver_param=_bool(top, "sso_homeserver_param", (), default=True),
-        targets=_targets(top.get("targets"), ("targets",)),
+        targets=targets,
         appservice_login=_appservice_login(
             top.get("appservice_login"), ("appservice_login",)
         ),
+        portal=_portal(top.get("portal"), ("portal",), targets),
     )
+
+
+def _portal(
+    raw: Any, path: tuple[str, ...], targets: Mapping[str, Target]
+) -> PortalConfig | None:
+    if raw is None:
+        return None
+    settings = _mapping(raw, path, _PORTAL_KEYS)
+    routing = {k: settings[k] for k in ("rules", "pool") if k in settings}
+    try:
+        engine = parse_routing(routing, targets, path)
+    except RoutingConfigError as e:
+        raise ConfigError(str(e), e.path) from None
+    message = settings.get("unplaced_message", DEFAULT_UNPLACED_MESSAGE)
+    if not isinstance(message, str) or not message.strip():
+        raise ConfigError(
+            "must be a non-empty string: the message users get when no rule "
+            "and no pool places them",
+            (*path, "unplaced_message"),
+        )
+    return PortalConfig(
+        engine=engine,
+        unplaced_message=message,
+        proxy_timeout=_seconds(settings, "proxy_timeout", path, 10.0, zero=False),
+        health_check_interval=_seconds(
+            settings, "health_check_interval", path, 30.0, zero=True
+        ),
+    )
+
+
+def _seconds(
+    raw: Mapping[str, Any],
+    key: str,
+    path: tuple[str, ...],
+    default: float,
+    *,
+    zero: bool,
+) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        valid = False
+    else:
+        valid = value > 0 or zero
+    if not valid:
+        allowed = (
+            "a number of seconds >= 0 (0 turns it off)"
+            if zero
+            else "a number of seconds > 0"
+        )
+        raise ConfigError(f"must be {allowed}, not {value!r}", (*path, key))
+    return float(value)
 
 
 def _appservice_login(raw: Any, path: tuple[str, ...]) -> AppserviceLoginConfig:
@@ -128,10 +217,24 @@ def _targets(raw: Any, path: tuple[str, ...]) -> dict[str, Target]:
                 "e.g. https://matrix.eng.example",
                 (*here, "base_url"),
             )
+        mode = settings.get("mode", MODE_REDIRECT)
+        if mode not in MODES:
+            raise ConfigError(
+                f"must be one of: {', '.join(MODES)}, not {mode!r}", (*here, "mode")
+            )
+        public_name = settings.get("public_name", host_of(base_url))
+        if not isinstance(public_name, str) or not public_name.strip():
+            raise ConfigError(
+                "must be a non-empty string: how error messages name this "
+                "homeserver to users, e.g. Engineering",
+                (*here, "public_name"),
+            )
         targets[name] = Target(
             name=name,
             base_url=base_url,
             identity_server=_optional_url(settings, "identity_server", here),
+            mode=mode,
+            public_name=public_name,
         )
     return targets
 

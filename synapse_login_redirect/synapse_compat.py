@@ -13,12 +13,15 @@ from typing import Any
 
 import attr
 from synapse.api.auth.base import BaseAuth
+from synapse.api.errors import HttpResponseException
 from synapse.appservice import ApplicationService
 from synapse.http.server import UnrecognizedRequestResource
 from synapse.http.site import SynapseRequest
 from synapse.module_api import ModuleApi
 from synapse.util import SYNAPSE_VERSION
 from twisted.web.resource import EncodingResourceWrapper, Resource
+
+__all__ = ["HttpResponseException"]  # raised by ModuleApi.http_client on non-2xx
 
 # Synapse's own "nothing here" resource: the gateway subclasses it so that
 # unknown paths under /_matrix answer exactly as they do without the module.

@@ -41,20 +41,26 @@ class Advertisement:
             response["base_cs_url"] = self.base_url
 
 
-Interceptor = Callable[[SynapseRequest], Awaitable[None]]
+# A status and JSON body that answer a login instead of Synapse.
+LoginAnswer = tuple[int, dict[str, Any]]
+# Sees a login first: answers it, refuses it (raising SynapseError) or
+# returns None to let it go on.
+Interceptor = Callable[[SynapseRequest], Awaitable[LoginAnswer | None]]
 
 
 def hook_login(advert: Advertisement, *interceptors: Interceptor) -> RouteHook:
     """A hook for ``POST /login`` that advertises ``advert`` on success.
 
-    Each interceptor sees the request first and may refuse it by raising a
-    SynapseError, which Synapse renders as usual.
+    Interceptors see the request first, in order; the first answer is the
+    response, as it is (a portal's answer carries its target's ``well_known``).
     """
 
     def hook(original: RouteCallback) -> RouteCallback:
         async def on_POST(request: SynapseRequest, **kwargs: Any) -> Any:
             for intercept in interceptors:
-                await intercept(request)
+                answer = await intercept(request)
+                if answer is not None:
+                    return answer
             code, response = await original(request, **kwargs)
             if code == 200 and isinstance(response, dict):
                 advert.amend_login_response(response)

@@ -55,3 +55,8 @@ def set_homeserver_param(redirect_url: str, homeserver: str) -> str | None:
     ]
     query.append((HOMESERVER_PARAM, homeserver))
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def host_of(base_url: str) -> str:
+    """The host (and port, if any) of a normalised base URL."""
+    return urlsplit(base_url).netloc

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import yaml
 from signedjson.key import generate_signing_key, write_signing_keys
 
@@ -98,8 +99,10 @@ class Homeserver:
         extra_config: Mapping[str, Any] | None = None,
         port: int | None = None,
         extra_modules: Iterable[Mapping[str, Any]] = (),
+        postgres_db: str | None = None,
     ) -> None:
         self.name = name
+        self.postgres_db = postgres_db
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -111,7 +114,7 @@ class Homeserver:
         self.config = self._build_config(module_config, public_baseurl, extra_config)
         self.config.setdefault("modules", []).extend(extra_modules)
         self.config_path = self.dir / "homeserver.yaml"
-        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        self._write_config()
         with open(self.dir / "signing.key", "w") as f:
             write_signing_keys(f, [generate_signing_key("a")])
 
@@ -136,10 +139,7 @@ class Homeserver:
                     "resources": [{"names": ["client"], "compress": False}],
                 }
             ],
-            "database": {
-                "name": "sqlite3",
-                "args": {"database": str(self.dir / "homeserver.db")},
-            },
+            "database": self._database_config(),
             "log_config": str(log_config),
             "media_store_path": str(self.dir / "media"),
             "signing_key_path": str(self.dir / "signing.key"),
@@ -162,6 +162,33 @@ class Homeserver:
             config["modules"] = [{"module": MODULE, "config": dict(module_config)}]
         config.update(extra or {})
         return config
+
+    def _database_config(self) -> dict[str, Any]:
+        if self.postgres_db is None:
+            return {
+                "name": "sqlite3",
+                "args": {"database": str(self.dir / "homeserver.db")},
+            }
+        return {
+            "name": "psycopg2",
+            "args": {
+                "database": self.postgres_db,
+                "user": "postgres",
+                "host": "127.0.0.1",
+                "cp_min": 1,
+                "cp_max": 5,
+            },
+        }
+
+    def _write_config(self) -> None:
+        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+
+    def set_module_config(self, module_config: Mapping[str, Any]) -> None:
+        """Change the module's config; it takes effect at the next (re)start."""
+        for module in self.config["modules"]:
+            if module["module"] == MODULE:
+                module["config"] = dict(module_config)
+        self._write_config()
 
     def start(self) -> None:
         log = open(self.dir / "stderr.log", "ab")
@@ -270,6 +297,32 @@ def start_all(homeservers: Iterable[Homeserver]) -> None:
     except BaseException:
         stop_all(servers)
         raise
+
+
+def postgres(dbname: str = "postgres") -> Any:
+    """An autocommit connection to the local PostgreSQL (trust auth)."""
+    connection = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=dbname)
+    connection.autocommit = True
+    return connection
+
+
+def create_postgres_database(name: str) -> None:
+    """A fresh database on the local PostgreSQL, as Synapse requires it."""
+    connection = postgres()
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(
+            f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' LC_COLLATE 'C'"
+            " LC_CTYPE 'C' TEMPLATE template0"
+        )
+    connection.close()
+
+
+def drop_postgres_database(name: str) -> None:
+    connection = postgres()
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    connection.close()
 
 
 def stop_all(homeservers: Iterable[Homeserver]) -> None:

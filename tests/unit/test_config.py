@@ -42,6 +42,8 @@ def test_full_config() -> None:
                 "hist": {
                     "base_url": "http://127.0.0.1:8008",
                     "identity_server": "https://id.hist.example",
+                    "mode": "proxy",
+                    "public_name": "History",
                 },
             },
         }
@@ -51,9 +53,21 @@ def test_full_config() -> None:
     assert config.base_cs_url is True
     assert config.sso_homeserver_param is False
     assert config.targets == {
-        "eng": Target("eng", "https://matrix.eng.example:8448/prefix"),
-        "hist": Target("hist", "http://127.0.0.1:8008", "https://id.hist.example"),
+        "eng": Target(
+            "eng",
+            "https://matrix.eng.example:8448/prefix",
+            mode="redirect",
+            public_name="matrix.eng.example:8448",
+        ),
+        "hist": Target(
+            "hist",
+            "http://127.0.0.1:8008",
+            "https://id.hist.example",
+            mode="proxy",
+            public_name="History",
+        ),
     }
+    assert config.portal is None
 
 
 @pytest.mark.parametrize(
@@ -130,9 +144,60 @@ def test_full_config() -> None:
         ),
         ({"targets": {"eng": {}}}, ("targets", "eng", "base_url"), "is required"),
         (
-            {"targets": {"eng": {"base_url": "https://e", "mode": "x"}}},
+            {"targets": {"eng": {"base_url": "https://e", "modes": "x"}}},
+            ("targets", "eng", "modes"),
+            "unknown key 'modes'; allowed keys are: base_url, identity_server, "
+            "mode, public_name",
+        ),
+        (
+            {"targets": {"eng": {"base_url": "https://e", "mode": "relay"}}},
             ("targets", "eng", "mode"),
-            "unknown key 'mode'",
+            "must be one of: redirect, proxy, not 'relay'",
+        ),
+        (
+            {"targets": {"eng": {"base_url": "https://e", "public_name": " "}}},
+            ("targets", "eng", "public_name"),
+            "must be a non-empty string: how error messages name this homeserver",
+        ),
+        (
+            {"portal": []},
+            ("portal",),
+            "must be a mapping with the keys: rules, pool, unplaced_message",
+        ),
+        (
+            {"portal": {"rule": []}},
+            ("portal", "rule"),
+            "unknown key 'rule'",
+        ),
+        (
+            {"portal": {"pool": {"eng": 1}}},
+            ("portal", "pool", "eng"),
+            "unknown target 'eng'; known targets are: self",
+        ),
+        (
+            {"portal": {"rules": [{"localpart": "a.*", "target": "nowhere"}]}},
+            ("portal", "rules", "0", "target"),
+            "unknown target 'nowhere'",
+        ),
+        (
+            {"portal": {"unplaced_message": ""}},
+            ("portal", "unplaced_message"),
+            "must be a non-empty string",
+        ),
+        (
+            {"portal": {"proxy_timeout": 0}},
+            ("portal", "proxy_timeout"),
+            "must be a number of seconds > 0, not 0",
+        ),
+        (
+            {"portal": {"proxy_timeout": "10s"}},
+            ("portal", "proxy_timeout"),
+            "must be a number of seconds > 0, not '10s'",
+        ),
+        (
+            {"portal": {"health_check_interval": -1}},
+            ("portal", "health_check_interval"),
+            "must be a number of seconds >= 0 (0 turns it off), not -1",
         ),
         (
             {"targets": {"eng": {"base_url": "e.example"}}},
@@ -180,3 +245,28 @@ def test_appservice_login_settings() -> None:
     assert (
         parse_config({"appservice_login": {"types": []}}).appservice_login.types == ()
     )
+
+
+def test_portal_settings() -> None:
+    config = parse_config(
+        {
+            "targets": {"eng": {"base_url": "https://matrix.eng.example"}},
+            "portal": {
+                "rules": [{"server_name": "eng.example", "target": "eng"}],
+                "pool": {"eng": 1, "self": 0},
+                "unplaced_message": "Ask the help desk.",
+                "proxy_timeout": 2.5,
+                "health_check_interval": 0,
+            },
+        }
+    )
+    assert config.portal is not None
+    assert config.portal.unplaced_message == "Ask the help desk."
+    assert config.portal.proxy_timeout == 2.5
+    assert config.portal.health_check_interval == 0
+    assert config.portal.engine.pool.weights == {"eng": 1, "self": 0}
+    defaults = parse_config({"portal": {}}).portal
+    assert defaults is not None
+    assert defaults.proxy_timeout == 10
+    assert defaults.health_check_interval == 30
+    assert "cannot tell which homeserver" in defaults.unplaced_message

@@ -1,0 +1,64 @@
+"""Health checks of the portal's pool targets, so new users avoid a failing one.
+
+Each target's ``/_matrix/client/versions`` is fetched every interval, on every
+worker. A failed proxied login marks its target unhealthy at once; the next
+good check clears it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+
+from synapse.module_api import ModuleApi, make_deferred_yieldable, run_in_background
+from twisted.internet import defer
+
+from synapse_login_redirect.config import Target
+from synapse_login_redirect.deadlines import call_with_deadline
+
+logger = logging.getLogger(__name__)
+
+
+class TargetHealth:
+    """The names of the targets that failed their last check."""
+
+    def __init__(
+        self,
+        api: ModuleApi,
+        targets: Collection[Target],
+        interval_seconds: float,
+        timeout_seconds: float,
+    ) -> None:
+        self._api = api
+        self._targets = tuple(targets)
+        self._timeout = timeout_seconds
+        self.unhealthy: set[str] = set()
+        if interval_seconds > 0 and self._targets:
+            api.looping_background_call(
+                self._check_all,
+                interval_seconds * 1000,
+                desc="login_redirect_health_checks",
+                run_on_all_instances=True,
+            )
+
+    def mark_unhealthy(self, target: Target, why: str) -> None:
+        if target.name not in self.unhealthy:
+            logger.warning(
+                "Target %s is failing (%s); new users go elsewhere", target.name, why
+            )
+            self.unhealthy.add(target.name)
+
+    async def _check_all(self) -> None:
+        checks = [run_in_background(self._check, t) for t in self._targets]
+        await make_deferred_yieldable(defer.gatherResults(checks, consumeErrors=True))
+
+    async def _check(self, target: Target) -> None:
+        url = f"{target.base_url}/_matrix/client/versions"
+        try:
+            await call_with_deadline(self._timeout, self._api.http_client.get_json, url)
+        except Exception as e:
+            self.mark_unhealthy(target, f"health check: {e!r}")
+            return
+        if target.name in self.unhealthy:
+            logger.info("Target %s is healthy again", target.name)
+            self.unhealthy.discard(target.name)

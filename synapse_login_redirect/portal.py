@@ -1,0 +1,163 @@
+"""The portal role (MSC1730): send each password login on to the user's homeserver.
+
+The routing engine picks a target; the portal then answers ``307`` to the
+target's ``/login`` (redirect mode) or posts the login there itself and relays
+the answer with the target's ``well_known`` (proxy mode). Logins the engine
+places on ``self``, and every login type but ``m.login.password``, are left to
+the portal's own Synapse.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from synapse.http.site import SynapseRequest
+from synapse.module_api import ModuleApi
+from synapse.module_api.errors import Codes, SynapseError
+
+from synapse_login_redirect.assignment_store import AssignmentStore
+from synapse_login_redirect.config import MODE_REDIRECT, PortalConfig, Target
+from synapse_login_redirect.health import TargetHealth
+from synapse_login_redirect.login_proxy import LoginProxy, TargetUnreachable
+from synapse_login_redirect.request_body import peek_json_object
+from synapse_login_redirect.routing import SELF, LoginSubject, route
+from synapse_login_redirect.synapse_compat import RouteCallback
+from synapse_login_redirect.target_role import Advertisement, LoginAnswer
+
+logger = logging.getLogger(__name__)
+
+PASSWORD_TYPE = "m.login.password"
+_LOGIN_PATH = re.compile(rb"^/_matrix/client/(.+)/login$")
+
+
+class Portal:
+    """Routes ``m.login.password`` logins to targets; see the module docstring."""
+
+    def __init__(
+        self,
+        config: PortalConfig,
+        targets: Mapping[str, Target],
+        api: ModuleApi,
+        *,
+        base_cs_url: bool,
+    ) -> None:
+        self._engine = config.engine
+        self._targets = targets
+        self._unplaced_message = config.unplaced_message
+        self._adverts = {
+            name: Advertisement(t.base_url, t.identity_server, base_cs_url)
+            for name, t in targets.items()
+        }
+        self._store = AssignmentStore(api)
+        self._proxy = LoginProxy(api, config.proxy_timeout)
+        pooled = [targets[n] for n in config.engine.pool.weights if n != SELF]
+        self._health = TargetHealth(
+            api, pooled, config.health_check_interval, config.proxy_timeout
+        )
+
+    @property
+    def routes_elsewhere(self) -> bool:
+        """Whether some login may go to another homeserver."""
+        return bool(self._targets)
+
+    async def intercept(self, request: SynapseRequest) -> LoginAnswer | None:
+        """Answer a password login meant for a target; None leaves it to Synapse.
+
+        A body Synapse would refuse (not JSON, an unknown identifier type, no
+        user, no password) is left to Synapse too, so it is never forwarded.
+        """
+        body = peek_json_object(request)
+        if body is None or body.get("type") != PASSWORD_TYPE:
+            return None
+        subject = subject_of(body)
+        if subject is None or not isinstance(body.get("password"), str):
+            return None
+        decision = await route(
+            self._engine, subject, self._store, unhealthy=self._health.unhealthy
+        )
+        who = subject.mxid or subject.user_key
+        if decision is None:
+            logger.info("Portal cannot place the login of %s", who)
+            raise SynapseError(403, self._unplaced_message, Codes.FORBIDDEN)
+        logger.info(
+            "Login of %s goes to %s (%s)", who, decision.target, decision.reason
+        )
+        if decision.target == SELF:
+            return None
+        target = self._targets[decision.target]
+        version = _client_api_version(request)
+        if target.mode == MODE_REDIRECT:
+            location = f"{target.base_url}/_matrix/client/{version}/login"
+            request.responseHeaders.setRawHeaders(b"Location", [location.encode()])
+            return 307, {}
+        client_ip = request.get_client_ip_if_available()
+        try:
+            code, response = await self._proxy.post_login(
+                target, version, body, client_ip
+            )
+        except TargetUnreachable as e:
+            self._health.mark_unhealthy(target, e.msg)
+            raise
+        if code == 200:
+            self._adverts[target.name].amend_login_response(response)
+        return code, response
+
+    def hook_login_flows(self, original: RouteCallback) -> RouteCallback:
+        """A hook for ``GET /login``: list password login, which the portal routes."""
+
+        async def on_GET(request: SynapseRequest, **kwargs: Any) -> Any:
+            answer = original(request, **kwargs)  # sync in Synapse, async here
+            code, response = await answer if inspect.isawaitable(answer) else answer
+            flows = response.get("flows") if isinstance(response, dict) else None
+            if code == 200 and isinstance(flows, list) and self.routes_elsewhere:
+                if not any(f.get("type") == PASSWORD_TYPE for f in flows):
+                    flows.insert(0, {"type": PASSWORD_TYPE})
+            return code, response
+
+        return on_GET
+
+
+def subject_of(body: Mapping[str, Any]) -> LoginSubject | None:
+    """Who a password login is for: a Matrix user or an email address.
+
+    Reads ``identifier`` (``m.id.user``, or ``m.id.thirdparty`` with medium
+    ``email``) or the deprecated top-level ``user`` / ``medium`` + ``address``.
+    None when the body names nobody the portal can route.
+    """
+    identifier = body.get("identifier")
+    if identifier is None:
+        identifier = _legacy_identifier(body)
+    if not isinstance(identifier, Mapping):
+        return None
+    kind = identifier.get("type")
+    if kind == "m.id.user":
+        user = identifier.get("user")
+        if isinstance(user, str) and user.strip():
+            return LoginSubject.from_user(user.strip())
+    elif kind == "m.id.thirdparty" and identifier.get("medium") == "email":
+        address = identifier.get("address")
+        if isinstance(address, str) and "@" in address:
+            return LoginSubject(email=address.strip())
+    return None
+
+
+def _legacy_identifier(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    if "user" in body:
+        return {"type": "m.id.user", "user": body["user"]}
+    if "medium" in body and "address" in body:
+        return {
+            "type": "m.id.thirdparty",
+            "medium": body["medium"],
+            "address": body["address"],
+        }
+    return None
+
+
+def _client_api_version(request: SynapseRequest) -> str:
+    """``v3``, ``r0``, ``unstable`` or ``api/v1``: the version the client used."""
+    match = _LOGIN_PATH.match(request.path)
+    return match.group(1).decode("ascii") if match else "v3"

@@ -1,0 +1,29 @@
+"""Reading and replacing a login request's JSON body before Synapse reads it."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from synapse.http.site import SynapseRequest
+
+
+def peek_json_object(request: SynapseRequest) -> dict[str, Any] | None:
+    """The request body as a JSON object, leaving it readable for Synapse."""
+    content = request.content
+    if content is None:
+        return None
+    content.seek(0)
+    raw = content.read()
+    content.seek(0)
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def replace_json_body(request: SynapseRequest, body: dict[str, Any]) -> None:
+    """Give Synapse ``body`` instead of what the client sent."""
+    request.content = io.BytesIO(json.dumps(body).encode("utf-8"))

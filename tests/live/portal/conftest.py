@@ -1,0 +1,234 @@
+"""A portal deployment: two target homeservers and two portals in front of them.
+
+- ``eng`` (server name ``eng.test``) and ``hist`` (``hist.test``): targets with
+  the module; ``hist`` locks an account after 3 failed logins.
+- ``portal`` (sqlite): every target in redirect mode, pool ``eng: 1, hist: 1``.
+- ``portal-proxy`` (PostgreSQL): every target in proxy mode, ``base_cs_url``
+  on, plus ``slow`` (a socket that never answers; 2 s timeout) and ``down``
+  (a closed port, weight 100 in the pool, failing its 1 s health checks).
+
+Both portals route by server name, localpart pattern, email domain and a
+directory file; ``@...:<portal>.test`` users stay on the portal (``self``).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attr
+import pytest
+
+from tests.live.conftest import PASSWORD
+from tests.live.harness import (
+    Homeserver,
+    create_postgres_database,
+    drop_postgres_database,
+    free_port,
+    http,
+    start_all,
+    stop_all,
+)
+
+POOL_USERS = ("paula", "quinn", "rita", "stan", "tess", "ursula")
+ENG_USERS = ("erin", "carol", *POOL_USERS)
+HIST_USERS = ("hugo", "hist_hana", "hist_locked", *POOL_USERS)
+EMAILS = {"erin": "erin@eng.example", "hugo": "hugo@hist.example"}
+LOCKED_AFTER = 3
+PROXY_TIMEOUT = 2
+UNPLACED_MESSAGE = "The portal cannot place you: ask the help desk."
+
+
+class HangingServer:
+    """Accepts connections, records what arrives, and never answers."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen()
+        self.port: int = self._socket.getsockname()[1]
+        self.received: list[bytes] = []
+        self._connections: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            self._connections.append(connection)
+            connection.settimeout(1)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data or not _has_body(data):
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError:
+                pass
+            self.received.append(data)
+
+    def close(self) -> None:
+        self._socket.close()
+        for connection in self._connections:
+            connection.close()
+
+
+def _has_body(data: bytes) -> bool:
+    head, _, body = data.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return True
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class PortalDeployment:
+    eng: Homeserver
+    hist: Homeserver
+    portal: Homeserver
+    portal_proxy: Homeserver
+    slow: HangingServer
+    postgres_db: str
+
+    @property
+    def targets(self) -> dict[str, Homeserver]:
+        return {"eng": self.eng, "hist": self.hist}
+
+    @property
+    def all(self) -> list[Homeserver]:
+        return [self.eng, self.hist, self.portal, self.portal_proxy]
+
+
+def portal_module_config(
+    targets: dict[str, Homeserver],
+    mode: str,
+    directory: Path,
+    *,
+    pool: dict[str, int],
+    extra_targets: dict[str, Any] | None = None,
+    extra_rules: list[dict[str, Any]] | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
+    names = {"eng": "Engineering", "hist": "History"}
+    return {
+        "targets": {
+            **{
+                name: {
+                    "base_url": hs.base_url,
+                    "mode": mode,
+                    "public_name": names[name],
+                }
+                for name, hs in targets.items()
+            },
+            **(extra_targets or {}),
+        },
+        "portal": {
+            "rules": [
+                {"server_name": "eng.test", "target": "eng"},
+                {"server_name": "hist.test", "target": "hist"},
+                {"server_name": ["portal.test", "portal-proxy.test"], "target": "self"},
+                {"localpart": "hist_.*", "target": "hist"},
+                {"email_domain": "eng.example", "target": "eng"},
+                {"email_domain": "hist.example", "target": "hist"},
+                {"directory": str(directory)},
+                *(extra_rules or []),
+            ],
+            "pool": pool,
+            "unplaced_message": UNPLACED_MESSAGE,
+            **settings,
+        },
+    }
+
+
+def _bind_emails(hs: Homeserver, users: dict[str, str]) -> None:
+    """Give users an email address with Synapse's admin API."""
+    hs.register_user("admin", PASSWORD, admin=True)
+    token = hs.password_login("admin", PASSWORD).json()["access_token"]
+    for localpart, email in users.items():
+        response = http(
+            "PUT",
+            hs.url(f"/_synapse/admin/v2/users/@{localpart}:{hs.server_name}"),
+            {"threepids": [{"medium": "email", "address": email}]},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status == 200, response
+
+
+@pytest.fixture(scope="session")
+def portals(workdir: Path) -> Iterator[PortalDeployment]:
+    eng = Homeserver("eng", workdir, module_config={})
+    hist = Homeserver(
+        "hist",
+        workdir,
+        module_config={},
+        extra_config={
+            "rc_login": {
+                "address": {"per_second": 10000, "burst_count": 10000},
+                "account": {"per_second": 10000, "burst_count": 10000},
+                "failed_attempts": {"per_second": 0.001, "burst_count": LOCKED_AFTER},
+            }
+        },
+    )
+    directory = workdir / "directory.tsv"
+    directory.write_text("# user  target\ncarol\teng\n")
+    targets = {"eng": eng, "hist": hist}
+    portal = Homeserver(
+        "portal",
+        workdir,
+        module_config=portal_module_config(
+            targets, "redirect", directory, pool={"eng": 1, "hist": 1}
+        ),
+    )
+    slow = HangingServer()
+    postgres_db = f"login_redirect_portal_{free_port()}"
+    create_postgres_database(postgres_db)
+    portal_proxy = Homeserver(
+        "portal-proxy",
+        workdir,
+        postgres_db=postgres_db,
+        module_config={
+            "base_cs_url": True,
+            **portal_module_config(
+                targets,
+                "proxy",
+                directory,
+                pool={"eng": 1, "hist": 1, "down": 100},
+                extra_targets={
+                    "slow": {
+                        "base_url": f"http://127.0.0.1:{slow.port}",
+                        "mode": "proxy",
+                        "public_name": "Slow Lab",
+                    },
+                    "down": {"base_url": f"http://127.0.0.1:{free_port()}"},
+                },
+                extra_rules=[{"localpart": "slow_.*", "target": "slow"}],
+                proxy_timeout=PROXY_TIMEOUT,
+                health_check_interval=1,
+            ),
+        },
+    )
+    deployment = PortalDeployment(eng, hist, portal, portal_proxy, slow, postgres_db)
+    start_all(deployment.all)
+    try:
+        for localpart in ENG_USERS:
+            eng.register_user(localpart, PASSWORD)
+        for localpart in HIST_USERS:
+            hist.register_user(localpart, PASSWORD)
+        for hs in (portal, portal_proxy):
+            hs.register_user("pat", PASSWORD)
+        _bind_emails(eng, {"erin": EMAILS["erin"]})
+        _bind_emails(hist, {"hugo": EMAILS["hugo"]})
+        yield deployment
+    finally:
+        stop_all(deployment.all)
+        slow.close()
+        time.sleep(0.5)  # let PostgreSQL see the connections go
+        drop_postgres_database(postgres_db)

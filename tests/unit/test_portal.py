@@ -1,0 +1,62 @@
+"""Which user a password login at the portal is for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from synapse_login_redirect.portal import subject_of
+from synapse_login_redirect.routing import LoginSubject
+
+
+@pytest.mark.parametrize(
+    ("body", "subject"),
+    [
+        (
+            {"identifier": {"type": "m.id.user", "user": "@Alice:Eng.Example"}},
+            LoginSubject(localpart="alice", server_name="eng.example"),
+        ),
+        (
+            {"identifier": {"type": "m.id.user", "user": " alice "}},
+            LoginSubject(localpart="alice"),
+        ),
+        (
+            {
+                "identifier": {
+                    "type": "m.id.thirdparty",
+                    "medium": "email",
+                    "address": "Alice@Eng.Example",
+                }
+            },
+            LoginSubject(email="alice@eng.example"),
+        ),
+        ({"user": "@bob:hist.example"}, LoginSubject("bob", "hist.example")),
+        (
+            {"medium": "email", "address": "bob@hist.example"},
+            LoginSubject(email="bob@hist.example"),
+        ),
+    ],
+)
+def test_routable_identifiers(body: dict[str, Any], subject: LoginSubject) -> None:
+    assert subject_of(body) == subject
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"identifier": "alice"},
+        {"identifier": {"type": "m.id.user"}},
+        {"identifier": {"type": "m.id.user", "user": ""}},
+        {"identifier": {"type": "m.id.user", "user": 5}},
+        {"identifier": {"type": "m.id.phone", "country": "GB", "phone": "123"}},
+        {"identifier": {"type": "m.id.thirdparty", "medium": "msisdn", "address": "1"}},
+        {"identifier": {"type": "m.id.thirdparty", "medium": "email", "address": "x"}},
+        {"identifier": {"type": "m.id.nosuch", "user": "alice"}},
+        {"user": ["alice"]},
+        {"medium": "email"},
+    ],
+)
+def test_unroutable_bodies_are_left_to_synapse(body: dict[str, Any]) -> None:
+    assert subject_of(body) is None
