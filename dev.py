@@ -19,6 +19,7 @@ PYTHON = VENV / "bin" / "python"
 # The oldest Synapse we claim to support; keep in step with setup.cfg and tox.ini.
 SYNAPSE_MIN = "1.160.0"
 VENV_MIN = ROOT / ".venv-synapse-min"
+CHROMIUM = "/usr/bin/chromium"  # Debian's; tests/live/portal/test_portal_browser.py
 
 
 def _run(*args: str | Path) -> None:
@@ -36,7 +37,19 @@ def _ensure_venv(path: Path, *requirements: str) -> Path:
     return python
 
 
+def _ensure_chromium() -> None:
+    """Debian's chromium, for the browser tests (needs root or sudo)."""
+    if Path(CHROMIUM).exists():
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    install = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+    if subprocess.run(install, check=False).returncode != 0:
+        _run(*sudo, "apt-get", "update")
+        _run(*install)
+
+
 def _test(pytest_args: list[str]) -> None:
+    _ensure_chromium()
     _run(PYTHON, "-m", "ruff", "check", ".")
     _run(PYTHON, "-m", "ruff", "format", "--check", ".")
     _run(PYTHON, "-m", "mypy")

@@ -322,3 +322,11 @@ def test_assignment_survives_restart_and_pool_change(
             )
         )
         portal.restart()
+
+
+def test_no_password_or_token_in_any_log(portals: PortalDeployment) -> None:
+    login_at(portals.portal_proxy, password_body(by_user("@erin:eng.test")))
+    for hs in portals.all:
+        log = hs.log_path.read_bytes() + (hs.dir / "stderr.log").read_bytes()
+        assert PASSWORD.encode() not in log, hs.name
+        assert b"syt_" not in log, hs.name  # Synapse's access tokens

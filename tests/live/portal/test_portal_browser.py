@@ -1,0 +1,99 @@
+"""A web client's fetch() in a real browser follows the portal's 307 (CORS included).
+
+Headless Debian chromium loads a page from another origin; the page posts the
+login to the portal as JSON, which the Fetch standard makes a preflighted
+request: a failed preflight at the portal or at the target, or a 307 without
+CORS headers, would make fetch() reject. The page then calls whoami at the
+advertised homeserver. (Synapse does not log OPTIONS requests, so the
+preflights themselves are not counted.)
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.live.conftest import PASSWORD
+from tests.live.portal.conftest import PortalDeployment
+
+pytestmark = pytest.mark.live
+
+CHROMIUM = "/usr/bin/chromium"
+
+CLIENT_PAGE = b"""<!doctype html>
+<title>client</title>
+<script>
+async function login(portal, body) {
+  const login = await fetch(portal + "/_matrix/client/v3/login", {
+    method: "POST",
+    headers: {"Content-Type": "application/json"},
+    body: JSON.stringify(body),
+  });
+  const answer = await login.json();
+  const homeserver = answer.well_known["m.homeserver"].base_url;
+  const whoami = await fetch(homeserver + "/_matrix/client/v3/account/whoami", {
+    headers: {"Authorization": "Bearer " + answer.access_token},
+  });
+  return {
+    status: login.status,
+    redirected: login.redirected,
+    finalUrl: login.url,
+    homeserver: homeserver,
+    whoami: (await whoami.json()).user_id,
+  };
+}
+</script>
+"""
+
+
+class _ClientPage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(CLIENT_PAGE)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def client_origin() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ClientPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_browser_fetch_follows_the_redirect_to_the_target(
+    portals: PortalDeployment, client_origin: str
+) -> None:
+    body = {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": "@hugo:hist.test"},
+        "password": PASSWORD,
+    }
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = browser.new_page()
+            page.goto(client_origin + "/")
+            result = page.evaluate(
+                "([portal, body]) => login(portal, body)",
+                [portals.portal.base_url, body],
+            )
+        finally:
+            browser.close()
+    assert result == {
+        "status": 200,
+        "redirected": True,
+        "finalUrl": portals.hist.url("/_matrix/client/v3/login"),
+        "homeserver": portals.hist.base_url,
+        "whoami": "@hugo:hist.test",
+    }, json.dumps(result)
