@@ -33,7 +33,9 @@ class TargetHealth:
         self._targets = tuple(targets)
         self._timeout = timeout_seconds
         self.unhealthy: set[str] = set()
-        if interval_seconds > 0 and self._targets:
+        # Without checks nothing would ever clear a mark, so nothing is marked.
+        self._checking = interval_seconds > 0 and bool(self._targets)
+        if self._checking:
             api.looping_background_call(
                 self._check_all,
                 interval_seconds * 1000,
@@ -42,6 +44,9 @@ class TargetHealth:
             )
 
     def mark_unhealthy(self, target: Target, why: str) -> None:
+        """Keep new users off a checked target until its next good check."""
+        if not self._checking or target not in self._targets:
+            return
         if target.name not in self.unhealthy:
             logger.warning(
                 "Target %s is failing (%s); new users go elsewhere", target.name, why

@@ -13,7 +13,7 @@ from tests.live.harness import REPO_ROOT
 pytestmark = pytest.mark.live
 
 
-def test_demo_shows_a_login_that_carries_the_redirect() -> None:
+def test_demo_shows_logins_routed_through_the_portal() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "tests.live.demo", "--once"],
         cwd=REPO_ROOT,
@@ -22,7 +22,12 @@ def test_demo_shows_a_login_that_carries_the_redirect() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    advertised = re.search(r"told to use (http://localhost:\d+)", result.stdout)
-    assert advertised, result.stdout
-    assert f'"base_url": "{advertised.group(1)}"' in result.stdout
-    assert '"base_cs_url"' in result.stdout
+    out = result.stdout
+    redirect = re.search(r"307 Location: (http://127.0.0.1:\d+)/_matrix", out)
+    assert redirect, out
+    landed = re.findall(r"@(\w+):(\w+)\.test is logged in on (\S+) ", out)
+    assert [(u, hs) for u, hs, _ in landed] == [("alice", "eng"), ("bob", "hist")], out
+    assert landed[0][2] == redirect.group(1)
+    assert landed[1][2] != redirect.group(1)
+    assert out.count('"user_id": "@alice:eng.test"') == 1
+    assert out.count('"user_id": "@bob:hist.test"') == 1
