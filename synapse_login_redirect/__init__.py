@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, cast
 
 from synapse.module_api import ModuleApi
+from twisted.web.resource import IResource
 
 from synapse_login_redirect.appservice_login import UNSTABLE_TYPE, AppserviceLogin
 from synapse_login_redirect.config import LoginRedirectConfig, parse_config
+from synapse_login_redirect.fallback_login import SCRIPT_PATH, FallbackLoginScript
 from synapse_login_redirect.gateway import LoginGateway
+from synapse_login_redirect.pages import Pages
 from synapse_login_redirect.portal import Portal
 from synapse_login_redirect.synapse_compat import (
     LOGIN_SERVLET,
@@ -46,11 +49,17 @@ class LoginRedirect:
             identity_server=config.identity_server,
             base_cs_url=config.base_cs_url,
         )
+        pages = Pages(api)
         interceptors: list[Interceptor] = []
         portal = None
         if config.portal is not None:
             portal = Portal(
-                config.portal, config.targets, api, base_cs_url=config.base_cs_url
+                config.portal,
+                config.targets,
+                api,
+                base_cs_url=config.base_cs_url,
+                pages=pages,
+                redirect_policy=config.redirect_url,
             )
             interceptors.append(portal.intercept)
         if config.appservice_login.types:
@@ -67,9 +76,15 @@ class LoginRedirect:
         }
         if portal is not None:
             hooks[(LOGIN_SERVLET, b"GET")] = portal.hook_login_flows
-        if config.sso_homeserver_param:
-            hooks[(SSO_REDIRECT_SERVLET, b"GET")] = hook_sso_redirect(base_url)
-        self._gateway = LoginGateway(hooks)
+        if portal is not None and portal.sso is not None:
+            hooks[(SSO_REDIRECT_SERVLET, b"GET")] = portal.sso.hook_sso_redirect
+        else:
+            homeserver = base_url if config.sso_homeserver_param else None
+            hooks[(SSO_REDIRECT_SERVLET, b"GET")] = hook_sso_redirect(
+                pages, config.redirect_url, homeserver
+            )
+        overrides = {SCRIPT_PATH: cast(IResource, FallbackLoginScript())}
+        self._gateway = LoginGateway(hooks, overrides)
         api.register_web_resource("/_matrix", self._gateway)
         api.delayed_background_call(0, self._check_started, desc="login_redirect_check")
 

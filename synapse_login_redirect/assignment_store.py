@@ -1,12 +1,10 @@
-"""Sticky user → target assignments in Synapse's own database.
-
-Through ``ModuleApi.run_db_interaction``, so it works on sqlite and
-PostgreSQL, and every worker of a portal sees the same assignments.
-"""
+"""Sticky user → target assignments of the portal's pool, in Synapse's database."""
 
 from __future__ import annotations
 
 from synapse.module_api import LoggingTransaction, ModuleApi
+
+from synapse_login_redirect.database import ModuleTables
 
 _TABLE = "login_redirect_assignments"
 _CREATE = f"""
@@ -22,12 +20,10 @@ class AssignmentStore:
     """Reads and records which target a user was placed on."""
 
     def __init__(self, api: ModuleApi) -> None:
-        self._api = api
-        self._table_ready = False
+        self._tables = ModuleTables(api, _CREATE)
 
     async def get(self, user_key: str) -> str | None:
-        await self._ensure_table()
-        return await self._api.run_db_interaction(
+        return await self._tables.run(
             "login_redirect_get_assignment", _select, user_key
         )
 
@@ -37,20 +33,13 @@ class AssignmentStore:
         Portal workers racing on one new user pick the same target (the pool
         hashes the user key), so the last write agrees with the first.
         """
-        await self._ensure_table()
-        now = self._api.get_current_time_msec()
-        await self._api.run_db_interaction(
-            "login_redirect_set_assignment", _upsert, user_key, target, now
+        await self._tables.run(
+            "login_redirect_set_assignment",
+            _upsert,
+            user_key,
+            target,
+            self._tables.now_ms(),
         )
-
-    async def _ensure_table(self) -> None:
-        if not self._table_ready:
-            await self._api.run_db_interaction("login_redirect_create_table", _create)
-            self._table_ready = True
-
-
-def _create(txn: LoggingTransaction) -> None:
-    txn.execute(_CREATE)
 
 
 def _select(txn: LoggingTransaction, user_key: str) -> str | None:

@@ -19,6 +19,7 @@ from synapse_login_redirect.appservice_login import (
     ERRORS_SYNAPSE,
     AppserviceLoginConfig,
 )
+from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
 from synapse_login_redirect.routing import (
     RoutingConfigError,
     RoutingEngine,
@@ -51,6 +52,20 @@ class Target:
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
+class PortalSsoConfig:
+    """How the portal finds a user's homeserver before single sign-on."""
+
+    # Choices on the home-realm page: label -> target name.
+    departments: Mapping[str, str] = attr.Factory(dict)
+    # A field for an email address or Matrix ID, routed by the rules.
+    ask_user: bool = True
+    # Seconds a sign-in started at the portal may take to come back.
+    session_lifetime: float = 600.0
+    # Seconds the portal remembers which target minted a login token.
+    token_lifetime: float = 120.0
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
 class PortalConfig:
     """The portal role: which target each login goes to, and how."""
 
@@ -58,6 +73,8 @@ class PortalConfig:
     unplaced_message: str = DEFAULT_UNPLACED_MESSAGE
     proxy_timeout: float = 10.0
     health_check_interval: float = 30.0
+    # None: single sign-on at the portal stays on the portal itself.
+    sso: PortalSsoConfig | None = None
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -76,6 +93,7 @@ class LoginRedirectConfig:
     appservice_login: AppserviceLoginConfig = AppserviceLoginConfig()
     # None: this homeserver is only a target.
     portal: PortalConfig | None = None
+    redirect_url: RedirectUrlPolicy = RedirectUrlPolicy()
 
 
 _TOP_LEVEL_KEYS = (
@@ -86,7 +104,10 @@ _TOP_LEVEL_KEYS = (
     "targets",
     "appservice_login",
     "portal",
+    "redirect_url",
 )
+_REDIRECT_URL_KEYS = ("require_https", "allowed_prefixes")
+_SSO_KEYS = ("departments", "ask_user", "session_lifetime", "token_lifetime")
 _TARGET_KEYS = ("base_url", "identity_server", "mode", "public_name")
 _PORTAL_KEYS = (
     "rules",
@@ -94,6 +115,7 @@ _PORTAL_KEYS = (
     "unplaced_message",
     "proxy_timeout",
     "health_check_interval",
+    "sso",
 )
 _APPSERVICE_LOGIN_KEYS = ("types", "errors")
 _APPSERVICE_ERRORS = (ERRORS_MSC2778, ERRORS_SYNAPSE)
@@ -115,6 +137,63 @@ def parse_config(raw: Any) -> LoginRedirectConfig:
             top.get("appservice_login"), ("appservice_login",)
         ),
         portal=_portal(top.get("portal"), ("portal",), targets),
+        redirect_url=_redirect_url(top.get("redirect_url"), ("redirect_url",)),
+    )
+
+
+def _redirect_url(raw: Any, path: tuple[str, ...]) -> RedirectUrlPolicy:
+    if raw is None:
+        return RedirectUrlPolicy()
+    settings = _mapping(raw, path, _REDIRECT_URL_KEYS)
+    prefixes = settings.get("allowed_prefixes", [])
+    if not isinstance(prefixes, list) or not all(
+        isinstance(p, str) and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", p)
+        for p in prefixes
+    ):
+        raise ConfigError(
+            "must be a list of URL prefixes starting with a scheme and '://', "
+            "e.g. https://app.element.io/ or element://",
+            (*path, "allowed_prefixes"),
+        )
+    return RedirectUrlPolicy(
+        require_https=_bool(settings, "require_https", path, default=False),
+        allowed_prefixes=tuple(prefixes),
+    )
+
+
+def _portal_sso(
+    raw: Any, path: tuple[str, ...], targets: Mapping[str, Target]
+) -> PortalSsoConfig | None:
+    if raw is None:
+        return None
+    settings = _mapping(raw, path, _SSO_KEYS)
+    departments = settings.get("departments", {})
+    if not isinstance(departments, Mapping):
+        raise ConfigError(
+            "must be a mapping of the label users pick to a target name, "
+            "e.g. {Engineering: eng}",
+            (*path, "departments"),
+        )
+    for label, target in departments.items():
+        if target not in targets:
+            raise ConfigError(
+                f"unknown target {target!r}; known targets are: "
+                f"{', '.join(sorted(targets)) or 'none'} (single sign-on "
+                "cannot stay on the portal)",
+                (*path, "departments", str(label)),
+            )
+    ask_user = _bool(settings, "ask_user", path, default=True)
+    if not departments and not ask_user:
+        raise ConfigError(
+            "the home-realm page needs departments, ask_user: true, or both", path
+        )
+    return PortalSsoConfig(
+        departments={str(k): v for k, v in departments.items()},
+        ask_user=ask_user,
+        session_lifetime=_seconds(
+            settings, "session_lifetime", path, 600.0, zero=False
+        ),
+        token_lifetime=_seconds(settings, "token_lifetime", path, 120.0, zero=False),
     )
 
 
@@ -143,6 +222,7 @@ def _portal(
         health_check_interval=_seconds(
             settings, "health_check_interval", path, 30.0, zero=True
         ),
+        sso=_portal_sso(settings.get("sso"), (*path, "sso"), targets),
     )
 
 

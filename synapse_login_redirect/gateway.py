@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 
 from twisted.web.resource import IResource
+from twisted.web.server import Request
 
 from synapse_login_redirect.synapse_compat import (
     GatewayBase,
@@ -28,9 +29,15 @@ CLIENT_CHILD = b"client"
 class LoginGateway(GatewayBase):
     """Synapse's ``/_matrix`` node, with the login routes of its client API hooked."""
 
-    def __init__(self, hooks: Mapping[RouteKey, RouteHook]) -> None:
+    def __init__(
+        self,
+        hooks: Mapping[RouteKey, RouteHook],
+        overrides: Mapping[bytes, IResource] | None = None,
+    ) -> None:
+        """``overrides``: resources that answer these exact paths instead."""
         super().__init__()  # type: ignore[no-untyped-call]
         self._hooks = hooks
+        self._overrides = dict(overrides or {})
         self.hooked: set[RouteKey] = set()
         self.received_children = False
 
@@ -43,3 +50,9 @@ class LoginGateway(GatewayBase):
                 "Login gateway hooked %s",
                 ", ".join(f"{m.decode()} {c}" for c, m in sorted(self.hooked)),
             )
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:  # noqa: N802
+        override = self._overrides.get(request.path)
+        if override is not None:
+            return override
+        return super().getChildWithDefault(path, request)  # type: ignore[no-untyped-call,no-any-return]

@@ -4,7 +4,9 @@ The routing engine picks a target; the portal then answers ``307`` to the
 target's ``/login`` (redirect mode) or posts the login there itself and relays
 the answer with the target's ``well_known`` (proxy mode). Logins the engine
 places on ``self``, and every login type but ``m.login.password``, are left to
-the portal's own Synapse.
+the portal's own Synapse, except ``m.login.token`` with a token that a target
+minted for single sign-on through the portal (see ``sso_portal``), which is
+proxied to that target.
 """
 
 from __future__ import annotations
@@ -23,14 +25,18 @@ from synapse_login_redirect.assignment_store import AssignmentStore
 from synapse_login_redirect.config import MODE_REDIRECT, PortalConfig, Target
 from synapse_login_redirect.health import TargetHealth
 from synapse_login_redirect.login_proxy import LoginProxy, TargetUnreachable
+from synapse_login_redirect.pages import Pages
+from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
 from synapse_login_redirect.request_body import peek_json_object
 from synapse_login_redirect.routing import SELF, LoginSubject, route
+from synapse_login_redirect.sso_portal import SsoPortal
 from synapse_login_redirect.synapse_compat import RouteCallback
 from synapse_login_redirect.target_role import Advertisement, LoginAnswer
 
 logger = logging.getLogger(__name__)
 
 PASSWORD_TYPE = "m.login.password"
+TOKEN_TYPE = "m.login.token"
 _LOGIN_PATH = re.compile(rb"^/_matrix/client/(.+)/login$")
 
 
@@ -44,6 +50,8 @@ class Portal:
         api: ModuleApi,
         *,
         base_cs_url: bool,
+        pages: Pages,
+        redirect_policy: RedirectUrlPolicy,
     ) -> None:
         self._engine = config.engine
         self._targets = targets
@@ -58,6 +66,11 @@ class Portal:
         self._health = TargetHealth(
             api, pooled, config.health_check_interval, config.proxy_timeout
         )
+        self.sso = None
+        if config.sso is not None:
+            self.sso = SsoPortal(
+                config.sso, targets, self.place, api, pages, redirect_policy
+            )
 
     @property
     def routes_elsewhere(self) -> bool:
@@ -71,29 +84,59 @@ class Portal:
         user, no password) is left to Synapse too, so it is never forwarded.
         """
         body = peek_json_object(request)
-        if body is None or body.get("type") != PASSWORD_TYPE:
+        if body is None:
+            return None
+        if body.get("type") == TOKEN_TYPE:
+            return await self._token_login(request, body)
+        if body.get("type") != PASSWORD_TYPE:
             return None
         subject = subject_of(body)
         if subject is None or not isinstance(body.get("password"), str):
             return None
+        target_name = await self.place(subject)
+        if target_name is None:
+            raise SynapseError(403, self._unplaced_message, Codes.FORBIDDEN)
+        if target_name == SELF:
+            return None
+        target = self._targets[target_name]
+        version = _client_api_version(request)
+        if target.mode == MODE_REDIRECT:
+            location = f"{target.base_url}/_matrix/client/{version}/login"
+            request.responseHeaders.setRawHeaders(b"Location", [location.encode()])
+            return 307, {}
+        return await self._proxy_login(request, target, body)
+
+    async def place(self, subject: LoginSubject) -> str | None:
+        """The target name for ``subject`` (or SELF), logged; None if unplaceable."""
         decision = await route(
             self._engine, subject, self._store, unhealthy=self._health.unhealthy
         )
         who = subject.mxid or subject.user_key
         if decision is None:
             logger.info("Portal cannot place the login of %s", who)
-            raise SynapseError(403, self._unplaced_message, Codes.FORBIDDEN)
+            return None
         logger.info(
             "Login of %s goes to %s (%s)", who, decision.target, decision.reason
         )
-        if decision.target == SELF:
+        return decision.target
+
+    async def _token_login(
+        self, request: SynapseRequest, body: dict[str, Any]
+    ) -> LoginAnswer | None:
+        """Proxy a login token to the target that minted it; others stay here."""
+        token = body.get("token")
+        if self.sso is None or not isinstance(token, str):
             return None
-        target = self._targets[decision.target]
+        target = await self.sso.token_target(token)
+        if target is None:
+            return None
+        logger.info("Token login goes to %s, which minted the token", target.name)
+        return await self._proxy_login(request, target, body)
+
+    async def _proxy_login(
+        self, request: SynapseRequest, target: Target, body: dict[str, Any]
+    ) -> LoginAnswer:
         version = _client_api_version(request)
-        if target.mode == MODE_REDIRECT:
-            location = f"{target.base_url}/_matrix/client/{version}/login"
-            request.responseHeaders.setRawHeaders(b"Location", [location.encode()])
-            return 307, {}
         client_ip = request.get_client_ip_if_available()
         try:
             code, response = await self._proxy.post_login(

@@ -1,4 +1,4 @@
-"""Reading and replacing a login request's JSON body before Synapse reads it."""
+"""Reading a login request's body and arguments, and replacing its body."""
 
 from __future__ import annotations
 
@@ -27,3 +27,14 @@ def peek_json_object(request: SynapseRequest) -> dict[str, Any] | None:
 def replace_json_body(request: SynapseRequest, body: dict[str, Any]) -> None:
     """Give Synapse ``body`` instead of what the client sent."""
     request.content = io.BytesIO(json.dumps(body).encode("utf-8"))
+
+
+def query_arg(request: SynapseRequest, name: str) -> str | None:
+    """A query or form argument as text, or None if absent or not UTF-8."""
+    values = request.args.get(name.encode("ascii"))
+    if not values:
+        return None
+    try:
+        return str(values[0].decode("utf-8"))
+    except UnicodeDecodeError:
+        return None

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import attr
+import synapse
 from synapse.api.auth.base import BaseAuth
 from synapse.api.errors import HttpResponseException
 from synapse.appservice import ApplicationService
@@ -29,6 +31,8 @@ GatewayBase = UnrecognizedRequestResource
 
 LOGIN_SERVLET = "LoginRestServlet"
 SSO_REDIRECT_SERVLET = "SsoRedirectServlet"
+# Served at /_matrix/static/client/login/js/login.js, from Synapse's package.
+FALLBACK_LOGIN_SCRIPT = "static/client/login/js/login.js"
 
 RouteCallback = Callable[..., Awaitable[Any]]
 RouteHook = Callable[[RouteCallback], RouteCallback]
@@ -145,3 +149,22 @@ def appservice_of_request(
 
 def synapse_version() -> str:
     return SYNAPSE_VERSION
+
+
+def sso_client_whitelist(api: ModuleApi) -> tuple[str, ...]:
+    """Synapse's ``sso.client_whitelist`` (with its own fallback login page)."""
+    whitelist = api._hs.config.sso.sso_client_whitelist
+    if not isinstance(whitelist, list):
+        raise IncompatibleSynapseError("config.sso.sso_client_whitelist is not a list")
+    return tuple(str(prefix) for prefix in whitelist)
+
+
+def fallback_login_script() -> str:
+    """The JavaScript of Synapse's fallback login page (``/_matrix/static/client/login/``)."""
+    path = Path(synapse.__file__).resolve().parent / FALLBACK_LOGIN_SCRIPT
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise IncompatibleSynapseError(
+            f"the fallback login page's script {FALLBACK_LOGIN_SCRIPT} cannot be read ({e})"
+        ) from None

@@ -14,6 +14,9 @@ from urllib.parse import quote_from_bytes, unquote_to_bytes
 import attr
 from synapse.http.site import SynapseRequest
 
+from synapse_login_redirect.pages import Pages
+from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
+from synapse_login_redirect.request_body import query_arg
 from synapse_login_redirect.synapse_compat import RouteCallback, RouteHook
 from synapse_login_redirect.urls import set_homeserver_param
 
@@ -71,12 +74,21 @@ def hook_login(advert: Advertisement, *interceptors: Interceptor) -> RouteHook:
     return hook
 
 
-def hook_sso_redirect(homeserver: str) -> RouteHook:
-    """A hook for ``GET /login/sso/redirect`` that adds MSC1731's ``homeserver``."""
+def hook_sso_redirect(
+    pages: Pages, policy: RedirectUrlPolicy, homeserver: str | None
+) -> RouteHook:
+    """A hook for ``GET /login/sso/redirect``: check ``redirectUrl`` and add
+    MSC1731's ``homeserver`` (unless ``homeserver`` is None)."""
 
     def hook(original: RouteCallback) -> RouteCallback:
         async def on_GET(request: SynapseRequest, **kwargs: Any) -> Any:
-            rewrite_redirect_url(request, homeserver)
+            redirect_url = query_arg(request, "redirectUrl")
+            if redirect_url is not None and pages.refuse_redirect_url(
+                request, policy, redirect_url
+            ):
+                return None
+            if homeserver is not None:
+                rewrite_redirect_url(request, homeserver)
             return await original(request, **kwargs)
 
         return on_GET

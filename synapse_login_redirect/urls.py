@@ -48,15 +48,21 @@ def set_homeserver_param(redirect_url: str, homeserver: str) -> str | None:
         return None
     if not parts.scheme:
         return None
-    query = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if k != HOMESERVER_PARAM
-    ]
-    query.append((HOMESERVER_PARAM, homeserver))
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    return add_query_params(redirect_url, [(HOMESERVER_PARAM, homeserver)])
 
 
 def host_of(base_url: str) -> str:
     """The host (and port, if any) of a normalised base URL."""
     return urlsplit(base_url).netloc
+
+
+def add_query_params(url: str, params: list[tuple[str, str]]) -> str:
+    """``url`` with ``params`` appended, after removing any of the same names."""
+    parts = urlsplit(url)
+    names = {name for name, _ in params}
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k not in names
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query + params)))

@@ -195,6 +195,48 @@ def test_full_config() -> None:
             "must be a number of seconds > 0, not '10s'",
         ),
         (
+            {"redirect_url": {"require_https": "yes"}},
+            ("redirect_url", "require_https"),
+            "must be true or false",
+        ),
+        (
+            {"redirect_url": {"allowed_prefixes": "https://app.example/"}},
+            ("redirect_url", "allowed_prefixes"),
+            "must be a list of URL prefixes starting with a scheme and '://'",
+        ),
+        (
+            {"redirect_url": {"allowed_prefixes": ["app.example"]}},
+            ("redirect_url", "allowed_prefixes"),
+            "e.g. https://app.element.io/ or element://",
+        ),
+        (
+            {"portal": {"sso": {"departments": ["eng"]}}},
+            ("portal", "sso", "departments"),
+            "must be a mapping of the label users pick to a target name",
+        ),
+        (
+            {"portal": {"sso": {"departments": {"Engineering": "self"}}}},
+            ("portal", "sso", "departments", "Engineering"),
+            "unknown target 'self'; known targets are: none (single sign-on "
+            "cannot stay on the portal)",
+        ),
+        (
+            {"portal": {"sso": {"ask_user": False}}},
+            ("portal", "sso"),
+            "needs departments, ask_user: true, or both",
+        ),
+        (
+            {"portal": {"sso": {"session_lifetime": 0}}},
+            ("portal", "sso", "session_lifetime"),
+            "must be a number of seconds > 0",
+        ),
+        (
+            {"portal": {"sso": {"idps": []}}},
+            ("portal", "sso", "idps"),
+            "unknown key 'idps'; allowed keys are: departments, ask_user, "
+            "session_lifetime, token_lifetime",
+        ),
+        (
             {"portal": {"health_check_interval": -1}},
             ("portal", "health_check_interval"),
             "must be a number of seconds >= 0 (0 turns it off), not -1",
@@ -270,3 +312,28 @@ def test_portal_settings() -> None:
     assert defaults.proxy_timeout == 10
     assert defaults.health_check_interval == 30
     assert "cannot tell which homeserver" in defaults.unplaced_message
+    assert defaults.sso is None
+
+
+def test_portal_sso_and_redirect_url_settings() -> None:
+    config = parse_config(
+        {
+            "targets": {"eng": {"base_url": "https://matrix.eng.example"}},
+            "portal": {"sso": {"departments": {"Engineering": "eng"}}},
+            "redirect_url": {
+                "require_https": True,
+                "allowed_prefixes": ["element://", "https://app.example/"],
+            },
+        }
+    )
+    assert config.portal is not None and config.portal.sso is not None
+    assert config.portal.sso.departments == {"Engineering": "eng"}
+    assert config.portal.sso.ask_user is True
+    assert config.portal.sso.session_lifetime == 600
+    assert config.portal.sso.token_lifetime == 120
+    assert config.redirect_url.require_https is True
+    assert config.redirect_url.allowed_prefixes == (
+        "element://",
+        "https://app.example/",
+    )
+    assert parse_config({}).redirect_url.allowed_prefixes == ()

@@ -97,3 +97,25 @@ def test_browser_fetch_follows_the_redirect_to_the_target(
         "homeserver": portals.hist.base_url,
         "whoami": "@hugo:hist.test",
     }, json.dumps(result)
+
+
+@pytest.mark.parametrize("define", ["window.onLogin", "matrixLogin.onLogin"])
+def test_fallback_login_page_passes_the_homeserver_to_onlogin(
+    portals: PortalDeployment, define: str
+) -> None:
+    """MSC1731: Synapse's fallback page, at the portal, calls onLogin(response, hs)."""
+    capture = "(response, homeserver) => { window.__login = {user: response.user_id, homeserver: homeserver}; }"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = browser.new_page()
+            page.goto(portals.portal.url("/_matrix/static/client/login/"))
+            page.evaluate(f"() => {{ {define} = {capture}; }}")
+            page.fill("#user_id", "@erin:eng.test")
+            page.fill("#password", PASSWORD)
+            page.click("#password_flow input[type=submit]")
+            page.wait_for_function("window.__login !== undefined", timeout=15000)
+            result = page.evaluate("window.__login")
+        finally:
+            browser.close()
+    assert result == {"user": "@erin:eng.test", "homeserver": portals.eng.base_url}

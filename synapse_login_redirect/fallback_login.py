@@ -1,0 +1,70 @@
+"""MSC1731 for Synapse's fallback login page: ``onLogin(response, homeserver)``.
+
+The page (``/_matrix/static/client/login/``) calls ``matrixLogin.onLogin``
+with the login response only. The module serves the page's script with that
+call replaced: the callback, or ``window.onLogin`` if the embedding app
+defined one (the name MSC1731 uses), gets the homeserver as a second argument,
+taken from the response's ``well_known`` (which the server vouches for), else
+from the ``homeserver`` that MSC1731 adds to the SSO redirect, else this
+server.
+"""
+
+from __future__ import annotations
+
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from synapse_login_redirect.synapse_compat import (
+    IncompatibleSynapseError,
+    fallback_login_script,
+)
+
+SCRIPT_PATH = b"/_matrix/static/client/login/js/login.js"
+_CALL = "matrixLogin.onLogin(response);"
+_NEW_CALL = "loginRedirectOnLogin(response);"
+_HELPER = """
+/* Added by synapse-login-redirect (MSC1731): onLogin(response, homeserver). */
+function loginRedirectHomeserver(response) {
+    var homeserver = response.well_known && response.well_known["m.homeserver"];
+    if (homeserver && homeserver.base_url) {
+        return homeserver.base_url;
+    }
+    return parseQsFromUrl().homeserver || location.origin;
+}
+
+function loginRedirectOnLogin(response) {
+    var homeserver = loginRedirectHomeserver(response);
+    if (typeof window.onLogin === "function") {
+        window.onLogin(response, homeserver);
+    } else {
+        matrixLogin.onLogin(response, homeserver);
+    }
+}
+"""
+
+
+def patched_script(original: str) -> str:
+    """Synapse's script with the one ``onLogin`` call replaced, helper appended."""
+    if original.count(_CALL) != 1:
+        raise IncompatibleSynapseError(
+            f"the fallback login script does not call {_CALL!r} exactly once"
+        )
+    return original.replace(_CALL, _NEW_CALL) + _HELPER
+
+
+class FallbackLoginScript(Resource):
+    """Serves the patched script."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._body = patched_script(fallback_login_script()).encode("utf-8")
+
+    def render_GET(self, request: Request) -> bytes:  # noqa: N802
+        headers = request.responseHeaders
+        headers.setRawHeaders(
+            b"Content-Type", [b"application/javascript; charset=utf-8"]
+        )
+        headers.setRawHeaders(b"Cache-Control", [b"no-cache"])
+        return self._body
