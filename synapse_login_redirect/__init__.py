@@ -15,6 +15,7 @@ from synapse_login_redirect.fallback_login import SCRIPT_PATH, FallbackLoginScri
 from synapse_login_redirect.gateway import LoginGateway
 from synapse_login_redirect.pages import Pages
 from synapse_login_redirect.portal import Portal
+from synapse_login_redirect.sso_portal import SSO_REDIRECT_PATH
 from synapse_login_redirect.synapse_compat import (
     LOGIN_SERVLET,
     SSO_REDIRECT_SERVLET,
@@ -74,16 +75,17 @@ class LoginRedirect:
         hooks: dict[RouteKey, RouteHook] = {
             (LOGIN_SERVLET, b"POST"): hook_login(advert, *interceptors)
         }
+        overrides = [(SCRIPT_PATH, cast(IResource, FallbackLoginScript()))]
         if portal is not None:
             hooks[(LOGIN_SERVLET, b"GET")] = portal.hook_login_flows
         if portal is not None and portal.sso is not None:
-            hooks[(SSO_REDIRECT_SERVLET, b"GET")] = portal.sso.hook_sso_redirect
+            # Served by the module: the portal needs no SSO of its own.
+            overrides.append((SSO_REDIRECT_PATH, portal.sso.redirect_resource))
         else:
             homeserver = base_url if config.sso_homeserver_param else None
             hooks[(SSO_REDIRECT_SERVLET, b"GET")] = hook_sso_redirect(
                 pages, config.redirect_url, homeserver
             )
-        overrides = {SCRIPT_PATH: cast(IResource, FallbackLoginScript())}
         self._gateway = LoginGateway(hooks, overrides)
         api.register_web_resource("/_matrix", self._gateway)
         api.delayed_background_call(0, self._check_started, desc="login_redirect_check")

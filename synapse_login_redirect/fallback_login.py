@@ -11,6 +11,8 @@ server.
 
 from __future__ import annotations
 
+import re
+
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
@@ -19,7 +21,7 @@ from synapse_login_redirect.synapse_compat import (
     fallback_login_script,
 )
 
-SCRIPT_PATH = b"/_matrix/static/client/login/js/login.js"
+SCRIPT_PATH = re.compile(rb"^/_matrix/static/client/login/js/login\.js$")
 _CALL = "matrixLogin.onLogin(response);"
 _NEW_CALL = "loginRedirectOnLogin(response);"
 _HELPER = """

@@ -9,7 +9,8 @@ its hooks, so Synapse still parses, rate-limits and renders those requests.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 
 from twisted.web.resource import IResource
 from twisted.web.server import Request
@@ -32,12 +33,12 @@ class LoginGateway(GatewayBase):
     def __init__(
         self,
         hooks: Mapping[RouteKey, RouteHook],
-        overrides: Mapping[bytes, IResource] | None = None,
+        overrides: Sequence[tuple[re.Pattern[bytes], IResource]] = (),
     ) -> None:
-        """``overrides``: resources that answer these exact paths instead."""
+        """``overrides``: resources that answer the paths their pattern matches."""
         super().__init__()  # type: ignore[no-untyped-call]
         self._hooks = hooks
-        self._overrides = dict(overrides or {})
+        self._overrides = tuple(overrides)
         self.hooked: set[RouteKey] = set()
         self.received_children = False
 
@@ -52,7 +53,7 @@ class LoginGateway(GatewayBase):
             )
 
     def getChildWithDefault(self, path: bytes, request: Request) -> IResource:  # noqa: N802
-        override = self._overrides.get(request.path)
-        if override is not None:
-            return override
+        for pattern, override in self._overrides:
+            if pattern.match(request.path):
+                return override
         return super().getChildWithDefault(path, request)  # type: ignore[no-untyped-call,no-any-return]

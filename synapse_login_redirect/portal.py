@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 PASSWORD_TYPE = "m.login.password"
 TOKEN_TYPE = "m.login.token"
+SSO_TYPE = "m.login.sso"
 _LOGIN_PATH = re.compile(rb"^/_matrix/client/(.+)/login$")
 
 
@@ -69,7 +70,13 @@ class Portal:
         self.sso = None
         if config.sso is not None:
             self.sso = SsoPortal(
-                config.sso, targets, self.place, api, pages, redirect_policy
+                config.sso,
+                targets,
+                self.place,
+                self._health.unhealthy.__contains__,
+                api,
+                pages,
+                redirect_policy,
             )
 
     @property
@@ -150,15 +157,18 @@ class Portal:
         return code, response
 
     def hook_login_flows(self, original: RouteCallback) -> RouteCallback:
-        """A hook for ``GET /login``: list password login, which the portal routes."""
+        """A hook for ``GET /login``: list the login types the portal routes."""
+        routed = [PASSWORD_TYPE] if self.routes_elsewhere else []
+        if self.sso is not None:
+            routed += [SSO_TYPE, TOKEN_TYPE]
 
         async def on_GET(request: SynapseRequest, **kwargs: Any) -> Any:
             answer = original(request, **kwargs)  # sync in Synapse, async here
             code, response = await answer if inspect.isawaitable(answer) else answer
             flows = response.get("flows") if isinstance(response, dict) else None
-            if code == 200 and isinstance(flows, list) and self.routes_elsewhere:
-                if not any(f.get("type") == PASSWORD_TYPE for f in flows):
-                    flows.insert(0, {"type": PASSWORD_TYPE})
+            if code == 200 and isinstance(flows, list):
+                listed = {f.get("type") for f in flows if isinstance(f, dict)}
+                flows.extend({"type": t} for t in routed if t not in listed)
             return code, response
 
         return on_GET

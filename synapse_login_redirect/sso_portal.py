@@ -19,16 +19,24 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
-from urllib.parse import urlencode
+from typing import cast
+from urllib.parse import unquote, urlencode
 
-from synapse.module_api import DirectServeHtmlResource, ModuleApi, SynapseRequest
+from synapse.module_api import (
+    DirectServeHtmlResource,
+    DirectServeJsonResource,
+    ModuleApi,
+    SynapseRequest,
+)
+from synapse.module_api.errors import Codes, SynapseError
+from twisted.web.resource import IResource
 
 from synapse_login_redirect.config import PortalSsoConfig, Target
 from synapse_login_redirect.pages import Pages
 from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
-from synapse_login_redirect.request_body import query_arg
+from synapse_login_redirect.request_body import query_arg, redact_arg_in_log
 from synapse_login_redirect.routing import SELF, LoginSubject
 from synapse_login_redirect.sso_store import (
     REFUSED_EXPIRED,
@@ -36,11 +44,14 @@ from synapse_login_redirect.sso_store import (
     REFUSED_USED,
     SsoStore,
 )
-from synapse_login_redirect.synapse_compat import RouteCallback, sso_client_whitelist
+from synapse_login_redirect.synapse_compat import sso_client_whitelist
 from synapse_login_redirect.urls import HOMESERVER_PARAM, add_query_params
 
 logger = logging.getLogger(__name__)
 
+SSO_REDIRECT_PATH = re.compile(
+    rb"^/_matrix/client/(?:r0|v3|unstable)/login/sso/redirect(?:/(?P<idp>[^/]+))?$"
+)
 REALM_PATH = "/_synapse/client/login_redirect/realm"
 COMPLETE_PATH = "/_synapse/client/login_redirect/complete"
 COOKIE_PREFIX = "login_redirect_sso_"
@@ -68,6 +79,7 @@ class SsoPortal:
         config: PortalSsoConfig,
         targets: Mapping[str, Target],
         router: Router,
+        is_failing: Callable[[str], bool],
         api: ModuleApi,
         pages: Pages,
         policy: RedirectUrlPolicy,
@@ -75,32 +87,33 @@ class SsoPortal:
         self._config = config
         self._targets = targets
         self._router = router
+        self._is_failing = is_failing
         self._api = api
         self._pages = pages
         self._policy = policy
         self._store = SsoStore(api)
         self._public_baseurl = api.public_baseurl.rstrip("/")
         self._secure_cookie = self._public_baseurl.startswith("https://")
+        self.redirect_resource = cast(IResource, _SsoRedirect(self))
         api.register_web_resource(REALM_PATH, _RealmPage(self))
         api.register_web_resource(COMPLETE_PATH, _CompletionPage(self))
 
-    def hook_sso_redirect(self, original: RouteCallback) -> RouteCallback:
+    async def start(self, request: SynapseRequest) -> None:
         """``GET /login/sso/redirect[/{idp}]`` at the portal: on to the realm page."""
-
-        async def on_GET(request: SynapseRequest, **kwargs: Any) -> Any:
-            redirect_url = query_arg(request, "redirectUrl")
-            if redirect_url is None:
-                return await original(request, **kwargs)  # Synapse's own 400
-            if self._pages.refuse_redirect_url(request, self._policy, redirect_url):
-                return None
-            params = {"redirectUrl": redirect_url}
-            idp_id = kwargs.get("idp_id")
-            if idp_id:
-                params["idp"] = idp_id
-            _redirect(request, f"{REALM_PATH}?{urlencode(params)}")
-            return None
-
-        return on_GET
+        redirect_url = query_arg(request, "redirectUrl")
+        if redirect_url is None:  # as Synapse's own servlet answers
+            raise SynapseError(
+                400,
+                "Missing string query parameter redirectUrl",
+                Codes.MISSING_PARAM,
+            )
+        if self._pages.refuse_redirect_url(request, self._policy, redirect_url):
+            return
+        params = {"redirectUrl": redirect_url}
+        match = SSO_REDIRECT_PATH.match(request.path)
+        if match and match.group("idp"):
+            params["idp"] = unquote(match.group("idp").decode("utf-8", "replace"))
+        _redirect(request, f"{REALM_PATH}?{urlencode(params)}")
 
     async def token_target(self, token: str) -> Target | None:
         """The target that minted a login token the portal passed on, if any."""
@@ -155,6 +168,15 @@ class SsoPortal:
             self._realm_page(request, 403, redirect_url, idp_id, error=problem)
             return
         target = self._targets[target_name]
+        if self._is_failing(target.name):
+            self._pages.error(
+                request,
+                503,
+                "Sign-in unavailable",
+                f"The homeserver {target.public_name} is not answering right now. "
+                "Please try again later.",
+            )
+            return
         lifetime_ms = int(self._config.session_lifetime * 1000)
         session = await self._store.start_session(
             target.name, redirect_url, lifetime_ms
@@ -201,6 +223,7 @@ class SsoPortal:
         """The target sent the browser back: pass the token on to the client."""
         session_id = query_arg(request, "session")
         login_token = query_arg(request, LOGIN_TOKEN_PARAM)
+        redact_arg_in_log(request, LOGIN_TOKEN_PARAM)
         if session_id is None or login_token is None:
             self._pages.error(request, 400, "Sign-in failed", _UNKNOWN_SESSION)
             return
@@ -250,6 +273,17 @@ class SsoPortal:
 def _redirect(request: SynapseRequest, location: str) -> None:
     request.redirect(location.encode("utf-8"))  # type: ignore[no-untyped-call]
     request.finish()
+
+
+class _SsoRedirect(DirectServeJsonResource):
+    isLeaf = True
+
+    def __init__(self, portal: SsoPortal) -> None:
+        super().__init__()
+        self._portal = portal
+
+    async def _async_render_GET(self, request: SynapseRequest) -> None:
+        await self._portal.start(request)
 
 
 class _RealmPage(DirectServeHtmlResource):

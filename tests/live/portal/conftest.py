@@ -9,6 +9,12 @@
 
 Both portals route by server name, localpart pattern, email domain and a
 directory file; ``@...:<portal>.test`` users stay on the portal (``self``).
+
+Single sign-on: both targets sign users in with one OpenID Connect provider
+(``tests/idp/oidc.py``, idp ``oidc-testidp``). ``portal-proxy`` routes SSO
+(home-realm page with departments and a user field), allows redirectUrls
+under ``ALLOWED_CLIENTS`` only, and skips Synapse's confirmation page for
+``WHITELISTED_CLIENTS``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 import attr
 import pytest
 
+from tests.idp.oidc import OidcProvider
 from tests.live.conftest import PASSWORD
 from tests.live.harness import (
     Homeserver,
@@ -40,6 +47,10 @@ HIST_USERS = ("hugo", "hist_hana", "hist_locked", *POOL_USERS)
 EMAILS = {"erin": "erin@eng.example", "hugo": "hugo@hist.example"}
 LOCKED_AFTER = 3
 PROXY_TIMEOUT = 2
+IDP_ID = "oidc-testidp"
+DEPARTMENTS = {"Engineering": "eng", "History": "hist", "Lab": "down"}
+WHITELISTED_CLIENTS = ["http://client.test/", "http://127.0.0.1:"]
+ALLOWED_CLIENTS = [*WHITELISTED_CLIENTS, "http://localhost:"]
 UNPLACED_MESSAGE = "The portal cannot place you: ask the help desk."
 
 
@@ -80,6 +91,13 @@ class HangingServer:
             connection.close()
 
 
+def wait_for_log(hs: Homeserver, text: bytes, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in hs.log_path.read_bytes():
+        assert time.monotonic() < deadline, f"{text!r} not in {hs.name}'s log"
+        time.sleep(0.2)
+
+
 def _has_body(data: bytes) -> bool:
     head, _, body = data.partition(b"\r\n\r\n")
     for line in head.split(b"\r\n"):
@@ -97,6 +115,7 @@ class PortalDeployment:
     portal_proxy: Homeserver
     slow: HangingServer
     postgres_db: str
+    idp: OidcProvider
 
     @property
     def targets(self) -> dict[str, Homeserver]:
@@ -148,6 +167,31 @@ def portal_module_config(
     }
 
 
+def _oidc_config(idp: OidcProvider, portal_proxy_port: int) -> dict[str, Any]:
+    """A target's SSO: the test IdP, and the portal's completion URL allowed."""
+    completion = (
+        f"http://127.0.0.1:{portal_proxy_port}/_synapse/client/login_redirect/complete"
+    )
+    return {
+        "oidc_providers": [
+            {
+                "idp_id": "testidp",
+                "idp_name": "Test IdP",
+                "issuer": idp.issuer,
+                "client_id": idp.client_id,
+                "client_secret": idp.client_secret,
+                "scopes": ["openid", "profile", "email"],
+                "skip_verification": True,
+                "allow_existing_users": True,
+                "user_mapping_provider": {
+                    "config": {"localpart_template": "{{ user.preferred_username }}"}
+                },
+            }
+        ],
+        "sso": {"client_whitelist": [completion]},
+    }
+
+
 def _bind_emails(hs: Homeserver, users: dict[str, str]) -> None:
     """Give users an email address with Synapse's admin API."""
     hs.register_user("admin", PASSWORD, admin=True)
@@ -164,17 +208,26 @@ def _bind_emails(hs: Homeserver, users: dict[str, str]) -> None:
 
 @pytest.fixture(scope="session")
 def portals(workdir: Path) -> Iterator[PortalDeployment]:
-    eng = Homeserver("eng", workdir, module_config={})
+    idp = OidcProvider(
+        {
+            "erin": {"email": EMAILS["erin"], "name": "Erin"},
+            "hugo": {"email": EMAILS["hugo"], "name": "Hugo"},
+        }
+    ).start()
+    portal_proxy_port = free_port()
+    sso = _oidc_config(idp, portal_proxy_port)
+    eng = Homeserver("eng", workdir, module_config={}, extra_config=sso)
     hist = Homeserver(
         "hist",
         workdir,
         module_config={},
         extra_config={
+            **sso,
             "rc_login": {
                 "address": {"per_second": 10000, "burst_count": 10000},
                 "account": {"per_second": 10000, "burst_count": 10000},
                 "failed_attempts": {"per_second": 0.001, "burst_count": LOCKED_AFTER},
-            }
+            },
         },
     )
     directory = workdir / "directory.tsv"
@@ -193,9 +246,15 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
     portal_proxy = Homeserver(
         "portal-proxy",
         workdir,
+        port=portal_proxy_port,
         postgres_db=postgres_db,
+        extra_config={"sso": {"client_whitelist": WHITELISTED_CLIENTS}},
         module_config={
             "base_cs_url": True,
+            "redirect_url": {
+                "require_https": True,
+                "allowed_prefixes": ALLOWED_CLIENTS,
+            },
             **portal_module_config(
                 targets,
                 "proxy",
@@ -212,10 +271,13 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
                 extra_rules=[{"localpart": "slow_.*", "target": "slow"}],
                 proxy_timeout=PROXY_TIMEOUT,
                 health_check_interval=1,
+                sso={"departments": DEPARTMENTS},
             ),
         },
     )
-    deployment = PortalDeployment(eng, hist, portal, portal_proxy, slow, postgres_db)
+    deployment = PortalDeployment(
+        eng, hist, portal, portal_proxy, slow, postgres_db, idp
+    )
     start_all(deployment.all)
     try:
         for localpart in ENG_USERS:
@@ -230,5 +292,6 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
     finally:
         stop_all(deployment.all)
         slow.close()
+        idp.stop()
         time.sleep(0.5)  # let PostgreSQL see the connections go
         drop_postgres_database(postgres_db)

@@ -17,6 +17,7 @@ from tests.live.portal.conftest import (
     UNPLACED_MESSAGE,
     PortalDeployment,
     portal_module_config,
+    wait_for_log,
 )
 from tests.spec import validate_login_flows, validate_login_response
 
@@ -241,13 +242,6 @@ def test_get_login_lists_password_login(portals: PortalDeployment) -> None:
         assert {"type": "m.login.password"} in body["flows"]
 
 
-def _wait_for_log(hs: Homeserver, text: bytes, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in hs.log_path.read_bytes():
-        assert time.monotonic() < deadline, f"{text!r} not in {hs.name}'s log"
-        time.sleep(0.2)
-
-
 def _stored_assignments(portals: PortalDeployment) -> dict[str, str]:
     connection = postgres(portals.postgres_db)
     with connection.cursor() as cursor:
@@ -266,7 +260,7 @@ def test_pool_skips_failing_target_and_assignments_stick_in_postgres(
     portals: PortalDeployment,
 ) -> None:
     portal = portals.portal_proxy
-    _wait_for_log(portal, b"Target down is failing")
+    wait_for_log(portal, b"Target down is failing")
     placed = {}
     for localpart in POOL_USERS:
         final, _ = login_at(portal, password_body(by_user(localpart)))

@@ -1,0 +1,273 @@
+"""Single sign-on through the portal, driven by an HTTP client that follows
+redirects and submits forms (MSC1730's SSO flow, MSC1731, the SSO spec's TODOs).
+
+portal-proxy → home-realm page → the target's /login/sso/redirect → the OpenID
+Connect provider → the target's callback → the portal's completion URL → the
+client's redirectUrl with homeserver and loginToken → m.login.token at the
+portal, proxied to the target that minted the token.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit
+
+import pytest
+
+from tests.live.harness import HttpResponse, http, postgres
+from tests.live.portal.conftest import IDP_ID, PortalDeployment, wait_for_log
+from tests.live.sso_client import SsoClient
+from tests.spec import validate_login_response
+
+pytestmark = pytest.mark.live
+
+CLIENT = "http://client.test/cb?x=1"
+REALM = "/_synapse/client/login_redirect/realm"
+COMPLETE = "/_synapse/client/login_redirect/complete"
+
+
+def sso_start(portals: PortalDeployment, redirect_url: str, version: str = "v3") -> str:
+    path = f"/_matrix/client/{version}/login/sso/redirect/{IDP_ID}"
+    return portals.portal_proxy.url(
+        f"{path}?{urlencode({'redirectUrl': redirect_url})}"
+    )
+
+
+def login_hint(portals: PortalDeployment, user: str) -> Any:
+    def rewrite(url: str) -> str:
+        if url.startswith(portals.idp.issuer + "/authorize"):
+            return f"{url}&login_hint={user}"
+        return url
+
+    return rewrite
+
+
+def to_completion(
+    portals: PortalDeployment,
+    client: SsoClient,
+    choice: dict[str, str],
+    user: str,
+    redirect_url: str = CLIENT,
+) -> str:
+    """Start at the portal, answer the realm page, sign in: the completion URL."""
+    realm = client.request("GET", sso_start(portals, redirect_url))
+    assert realm.status == 302, realm
+    realm_url = portals.portal_proxy.url(realm.headers["location"])
+    page = client.request("GET", realm_url)
+    assert page.status == 200, page
+    form = {"redirectUrl": redirect_url, "idp": IDP_ID, **choice}
+    bounce = client.request("POST", portals.portal_proxy.url(REALM), form=form)
+    assert bounce.status == 302, bounce
+    return client.follow(
+        bounce.headers["location"],
+        until=portals.portal_proxy.url(COMPLETE),
+        rewrite=login_hint(portals, user),
+    )
+
+
+def token_login(portals: PortalDeployment, token: str) -> HttpResponse:
+    return http(
+        "POST",
+        portals.portal_proxy.url("/_matrix/client/v3/login"),
+        {"type": "m.login.token", "token": token},
+    )
+
+
+def login_posts(portals: PortalDeployment, name: str) -> int:
+    hs = portals.targets[name]
+    return hs.log_path.read_bytes().count(b'"POST /_matrix/client/v3/login HTTP/1.1"')
+
+
+@pytest.mark.parametrize(
+    ("choice", "user", "target"),
+    [
+        ({"department": "Engineering"}, "erin", "eng"),
+        ({"user": "hugo@hist.example"}, "hugo", "hist"),
+        ({"user": "@erin:eng.test"}, "erin", "eng"),
+    ],
+)
+def test_sso_through_the_portal_ends_on_the_users_homeserver(
+    portals: PortalDeployment, choice: dict[str, str], user: str, target: str
+) -> None:
+    hs = portals.targets[target]
+    client = SsoClient()
+    completion = to_completion(portals, client, choice, user)
+    final = client.request("GET", completion)
+    assert final.status == 302, final
+    location = final.headers["location"]
+    assert location.startswith("http://client.test/cb?")
+    query = parse_qsl(urlsplit(location).query)
+    assert [k for k, _ in query] == ["x", "homeserver", "loginToken"]
+    assert dict(query)["homeserver"] == hs.base_url
+    other = "hist" if target == "eng" else "eng"
+    other_posts = login_posts(portals, other)
+    login = token_login(portals, dict(query)["loginToken"])
+    assert login.status == 200, login
+    body = login.json()
+    validate_login_response(body)
+    assert body["user_id"] == f"@{user}:{hs.server_name}"
+    assert body["well_known"]["m.homeserver"]["base_url"] == hs.base_url
+    assert body["base_cs_url"] == hs.base_url
+    whoami = http(
+        "GET",
+        hs.url("/_matrix/client/v3/account/whoami"),
+        headers={"Authorization": f"Bearer {body['access_token']}"},
+    )
+    assert whoami.json()["user_id"] == body["user_id"]
+    assert login_posts(portals, other) == other_posts  # the token went nowhere else
+
+
+def test_realm_page_lists_departments_and_asks_for_the_user(
+    portals: PortalDeployment,
+) -> None:
+    client = SsoClient()
+    start = client.request("GET", sso_start(portals, CLIENT))
+    assert start.status == 302
+    assert start.headers["location"].startswith(REALM + "?")
+    page = client.request("GET", portals.portal_proxy.url(start.headers["location"]))
+    text = page.body.decode()
+    assert page.headers["content-type"].startswith("text/html")
+    for department in ("Engineering", "History", "Lab"):
+        assert f'<option value="{department}">' in text
+    assert 'id="user"' in text
+    assert f'value="{html.escape(CLIENT)}"' in text
+
+
+def test_unlisted_client_gets_the_confirmation_page(portals: PortalDeployment) -> None:
+    client = SsoClient()
+    unlisted = "http://localhost:9/cb"
+    completion = to_completion(
+        portals, client, {"department": "Engineering"}, "erin", unlisted
+    )
+    page = client.request("GET", completion)
+    assert page.status == 200, page
+    text = page.body.decode()
+    assert "Continue to your account" in text
+    assert "http://localhost:9/cb" in text
+    link = html.unescape(re.search(r'href="([^"]+)" class="primary-button"', text)[1])  # type: ignore[index]
+    assert link.startswith(unlisted + "?")
+    query = parse_qs(urlsplit(link).query)
+    assert query["homeserver"] == [portals.eng.base_url]
+    assert token_login(portals, query["loginToken"][0]).status == 200
+
+
+def test_smuggled_homeserver_is_replaced(portals: PortalDeployment) -> None:
+    client = SsoClient()
+    smuggled = "http://client.test/cb?homeserver=" + quote("http://evil.test", safe="")
+    completion = to_completion(
+        portals, client, {"department": "History"}, "hugo", smuggled
+    )
+    location = client.request("GET", completion).headers["location"]
+    assert parse_qs(urlsplit(location).query)["homeserver"] == [portals.hist.base_url]
+
+
+def test_completion_used_from_another_browser_is_refused(
+    portals: PortalDeployment,
+) -> None:
+    client = SsoClient()
+    completion = to_completion(portals, client, {"department": "Engineering"}, "erin")
+    thief = SsoClient().request("GET", completion)
+    assert thief.status == 403
+    assert b"started in another browser" in thief.body
+    assert "location" not in thief.headers
+    assert client.request("GET", completion).status == 302  # not used up by the thief
+
+
+def test_replayed_completion_is_refused(portals: PortalDeployment) -> None:
+    client = SsoClient()
+    completion = to_completion(portals, client, {"department": "Engineering"}, "erin")
+    session_cookies = dict(client.cookies)
+    assert client.request("GET", completion).status == 302
+    client.cookies = session_cookies  # even with the cookie back
+    replay = client.request("GET", completion)
+    assert replay.status == 403
+    assert b"already used" in replay.body
+
+
+def test_forged_session_is_refused(portals: PortalDeployment) -> None:
+    forged = portals.portal_proxy.url(f"{COMPLETE}?session=forged&loginToken=abc")
+    answer = SsoClient().request("GET", forged)
+    assert answer.status == 403
+    assert b"not valid here" in answer.body
+    assert "location" not in answer.headers
+
+
+def test_expired_session_is_refused(portals: PortalDeployment) -> None:
+    client = SsoClient()
+    completion = to_completion(portals, client, {"department": "Engineering"}, "erin")
+    session = parse_qs(urlsplit(completion).query)["session"][0]
+    connection = postgres(portals.postgres_db)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE login_redirect_sso_sessions SET expires_ts = 0 WHERE session_id = %s",
+            (session,),
+        )
+    connection.close()
+    answer = client.request("GET", completion)
+    assert answer.status == 403
+    assert b"took too long" in answer.body
+
+
+@pytest.mark.parametrize(
+    ("redirect_url", "reason"),
+    [
+        ("javascript:alert(document.cookie)", b"javascript: URLs are never allowed"),
+        ("https://evil.example/cb", b"not one of the client addresses"),
+        ("data:text/html,hi", b"data: URLs are never allowed"),
+    ],
+)
+def test_refused_redirect_url_gets_an_error_page(
+    portals: PortalDeployment, redirect_url: str, reason: bytes
+) -> None:
+    answer = SsoClient().request("GET", sso_start(portals, redirect_url))
+    assert answer.status == 400
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "location" not in answer.headers
+    assert reason in answer.body
+
+
+def test_missing_redirect_url_keeps_synapse_own_error(
+    portals: PortalDeployment,
+) -> None:
+    path = f"/_matrix/client/v3/login/sso/redirect/{IDP_ID}"
+    answer = http("GET", portals.portal_proxy.url(path))
+    assert answer.status == 400
+    assert answer.json()["errcode"] == "M_MISSING_PARAM"
+
+
+@pytest.mark.parametrize(
+    ("choice", "status", "message"),
+    [
+        ({"user": "@pat:portal-proxy.test"}, 403, b"cannot tell which homeserver"),
+        ({"department": "Nowhere"}, 403, b"choose a department from the list"),
+        ({}, 403, b"tell us your department"),
+        ({"department": "Lab"}, 503, b"is not answering right now"),
+    ],
+)
+def test_realm_answers_that_cannot_be_placed(
+    portals: PortalDeployment, choice: dict[str, str], status: int, message: bytes
+) -> None:
+    wait_for_log(portals.portal_proxy, b"Target down is failing")
+    form = {"redirectUrl": CLIENT, "idp": IDP_ID, **choice}
+    answer = SsoClient().request("POST", portals.portal_proxy.url(REALM), form=form)
+    assert answer.status == status, answer
+    assert message in answer.body
+    assert "location" not in answer.headers
+
+
+def test_unknown_login_token_is_not_forwarded(portals: PortalDeployment) -> None:
+    before = {name: login_posts(portals, name) for name in portals.targets}
+    answer = token_login(portals, "syl_never_minted_anywhere")
+    assert answer.status == 403
+    assert answer.json()["errcode"] == "M_FORBIDDEN"
+    assert {name: login_posts(portals, name) for name in portals.targets} == before
+
+
+def test_login_token_is_not_in_the_portal_log(portals: PortalDeployment) -> None:
+    client = SsoClient()
+    completion = to_completion(portals, client, {"department": "Engineering"}, "erin")
+    token = parse_qs(urlsplit(completion).query)["loginToken"][0]
+    client.request("GET", completion)
+    assert token.encode() not in portals.portal_proxy.log_path.read_bytes()
