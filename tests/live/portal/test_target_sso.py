@@ -1,0 +1,87 @@
+"""The target role's MSC1731 rewrite of the SSO redirect, through a real IdP.
+
+A client signs in at the target ``eng`` directly (no portal), with Synapse's
+own OpenID Connect login and the test provider: Synapse finally sends the
+browser to ``redirectUrl?...&homeserver=<eng>&loginToken=...``, and the token
+login's response carries ``well_known``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+import pytest
+
+from tests.live.harness import http
+from tests.live.portal.conftest import IDP_ID, PortalDeployment
+from tests.live.portal.test_portal_sso import login_hint
+from tests.live.sso_client import SsoClient
+from tests.spec import validate_login_response
+
+pytestmark = pytest.mark.live
+
+
+def _sign_in(portals: PortalDeployment, path: str, redirect_url: str) -> str:
+    """Follow the target's SSO to Synapse's confirmation page; its link."""
+    client = SsoClient()
+    start = portals.eng.url(f"{path}?{urlencode({'redirectUrl': redirect_url})}")
+    callback = client.follow(
+        start,
+        until=portals.eng.url("/_synapse/client/oidc/callback"),
+        rewrite=login_hint(portals, "erin"),
+    )
+    page = client.request("GET", callback)
+    # client.test is not in eng's sso.client_whitelist: Synapse asks first.
+    assert page.status == 200, page
+    link = re.search(r'href="([^"]+)" class="primary-button"', page.body.decode())
+    assert link is not None, page.body[:2000]
+    return html.unescape(link[1])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/_matrix/client/v3/login/sso/redirect/{IDP_ID}",
+        f"/_matrix/client/r0/login/sso/redirect/{IDP_ID}",
+        "/_matrix/client/v3/login/sso/redirect",
+    ],
+)
+def test_final_redirect_carries_the_configured_homeserver(
+    portals: PortalDeployment, path: str
+) -> None:
+    evil = quote("http://evil.test", safe="")
+    final = _sign_in(portals, path, f"http://client.test/cb?homeserver={evil}&x=1")
+    parts = urlsplit(final)
+    assert final.startswith("http://client.test/cb?")
+    query = parse_qsl(parts.query)
+    assert [k for k, _ in query] == ["x", "homeserver", "loginToken"]
+    assert dict(query)["homeserver"] == portals.eng.base_url
+    login = http(
+        "POST",
+        portals.eng.url("/_matrix/client/v3/login"),
+        {"type": "m.login.token", "token": dict(query)["loginToken"]},
+    )
+    assert login.status == 200, login
+    validate_login_response(login.json())
+    assert login.json()["user_id"] == "@erin:eng.test"
+    assert (
+        login.json()["well_known"]["m.homeserver"]["base_url"] == portals.eng.base_url
+    )
+
+
+def test_target_refuses_javascript_redirect_url(portals: PortalDeployment) -> None:
+    path = f"/_matrix/client/v3/login/sso/redirect/{IDP_ID}"
+    answer = http("GET", portals.eng.url(f"{path}?redirectUrl=javascript:alert(1)"))
+    assert answer.status == 400
+    assert b"javascript: URLs are never allowed" in answer.body
+    assert "location" not in answer.headers
+
+
+def test_target_lists_sso_and_token_login(portals: PortalDeployment) -> None:
+    flows = http("GET", portals.eng.url("/_matrix/client/v3/login")).json()["flows"]
+    types = [f["type"] for f in flows]
+    assert "m.login.token" in types
+    sso = next(f for f in flows if f["type"] == "m.login.sso")
+    assert [p["id"] for p in sso["identity_providers"]] == [IDP_ID]
