@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.live.conftest import PASSWORD
-from tests.live.portal.conftest import PortalDeployment
+from tests.live.portal.conftest import IDP_ID, PortalDeployment
 
 pytestmark = pytest.mark.live
 
@@ -44,6 +44,26 @@ async function login(portal, body) {
     status: login.status,
     redirected: login.redirected,
     finalUrl: login.url,
+    homeserver: homeserver,
+    whoami: (await whoami.json()).user_id,
+  };
+}
+
+// Back from single sign-on: log in with the token at the portal.
+async function finishSso(portal) {
+  const query = new URLSearchParams(location.search);
+  const login = await fetch(portal + "/_matrix/client/v3/login", {
+    method: "POST",
+    headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({type: "m.login.token", token: query.get("loginToken")}),
+  });
+  const answer = await login.json();
+  const homeserver = answer.well_known["m.homeserver"].base_url;
+  const whoami = await fetch(homeserver + "/_matrix/client/v3/account/whoami", {
+    headers: {"Authorization": "Bearer " + answer.access_token},
+  });
+  return {
+    msc1731Homeserver: query.get("homeserver"),
     homeserver: homeserver,
     whoami: (await whoami.json()).user_id,
   };
@@ -114,6 +134,62 @@ def test_fallback_login_page_passes_the_homeserver_to_onlogin(
             page.fill("#user_id", "@erin:eng.test")
             page.fill("#password", PASSWORD)
             page.click("#password_flow input[type=submit]")
+            page.wait_for_function("window.__login !== undefined", timeout=15000)
+            result = page.evaluate("window.__login")
+        finally:
+            browser.close()
+    assert result == {"user": "@erin:eng.test", "homeserver": portals.eng.base_url}
+
+
+def test_sso_in_the_browser_from_a_client_page(
+    portals: PortalDeployment, client_origin: str
+) -> None:
+    """The whole SSO flow in chromium: realm page, IdP form, back to the client."""
+    portal = portals.portal_proxy.base_url
+    start = (
+        f"{portal}/_matrix/client/v3/login/sso/redirect/{IDP_ID}"
+        f"?redirectUrl={client_origin}/cb"
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = browser.new_page()
+            page.goto(start)
+            page.select_option("#department", "History")
+            page.click("#continue")
+            page.fill("#username", "hugo")
+            page.click("#login")
+            page.wait_for_url(f"{client_origin}/cb?*", timeout=15000)
+            landed = page.url
+            result = page.evaluate("(portal) => finishSso(portal)", portal)
+        finally:
+            browser.close()
+    assert landed.startswith(f"{client_origin}/cb?homeserver=")
+    assert result == {
+        "msc1731Homeserver": portals.hist.base_url,
+        "homeserver": portals.hist.base_url,
+        "whoami": "@hugo:hist.test",
+    }
+
+
+def test_sso_in_the_fallback_login_page(portals: PortalDeployment) -> None:
+    """MSC1731: after SSO through the portal, onLogin(response, homeserver)."""
+    capture = (
+        "window.onLogin = (response, homeserver) => {"
+        " window.__login = {user: response.user_id, homeserver: homeserver}; };"
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            context = browser.new_context()
+            context.add_init_script(capture)
+            page = context.new_page()
+            page.goto(portals.portal_proxy.url("/_matrix/static/client/login/"))
+            page.click("#sso_form input[type=submit]")
+            page.select_option("#department", "Engineering")
+            page.click("#continue")
+            page.fill("#username", "erin")
+            page.click("#login")
             page.wait_for_function("window.__login !== undefined", timeout=15000)
             result = page.evaluate("window.__login")
         finally:
