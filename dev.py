@@ -3,6 +3,7 @@
 
 python3 dev.py demo    start a local deployment and show a redirected login
 python3 dev.py test    lint, type-check and run the whole test suite
+python3 dev.py bench   benchmarks against vanilla Synapse (see BENCHMARKS.md)
 """
 
 from __future__ import annotations
@@ -62,11 +63,13 @@ def _test(pytest_args: list[str]) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] not in ("demo", "test"):
+    if not argv or argv[0] not in ("demo", "test", "bench"):
         sys.exit(__doc__)
     _ensure_venv(VENV)
     if argv[0] == "demo":
         os.execv(PYTHON, [str(PYTHON), "-m", "tests.live.demo", *argv[1:]])
+    if argv[0] == "bench":
+        os.execv(PYTHON, [str(PYTHON), "-m", "benchmarks", *argv[1:]])
     try:
         _test(argv[1:])
     except subprocess.CalledProcessError as e:
