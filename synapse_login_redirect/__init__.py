@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, cast
+from typing import Any
 
 from synapse.module_api import ModuleApi
-from twisted.web.resource import IResource
 
 from synapse_login_redirect.appservice_login import UNSTABLE_TYPE, AppserviceLogin
 from synapse_login_redirect.config import LoginRedirectConfig, parse_config
-from synapse_login_redirect.fallback_login import SCRIPT_PATH, FallbackLoginScript
+from synapse_login_redirect.fallback_login import fallback_script_override
 from synapse_login_redirect.gateway import LoginGateway
+from synapse_login_redirect.oidc_mapping import OidcMappingProvider
 from synapse_login_redirect.pages import Pages
 from synapse_login_redirect.portal import Portal
-from synapse_login_redirect.sso_portal import SSO_REDIRECT_PATH
 from synapse_login_redirect.synapse_compat import (
     LOGIN_SERVLET,
     SSO_REDIRECT_SERVLET,
@@ -33,7 +32,7 @@ from synapse_login_redirect.target_role import (
 )
 from synapse_login_redirect.urls import normalise_base_url
 
-__all__ = ["LoginRedirect"]
+__all__ = ["LoginRedirect", "OidcMappingProvider"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +74,12 @@ class LoginRedirect:
         hooks: dict[RouteKey, RouteHook] = {
             (LOGIN_SERVLET, b"POST"): hook_login(advert, *interceptors)
         }
-        overrides = [(SCRIPT_PATH, cast(IResource, FallbackLoginScript()))]
+        overrides = [fallback_script_override()]
         if portal is not None:
             hooks[(LOGIN_SERVLET, b"GET")] = portal.hook_login_flows
         if portal is not None and portal.sso is not None:
             # Served by the module: the portal needs no SSO of its own.
-            overrides.append((SSO_REDIRECT_PATH, portal.sso.redirect_resource))
+            overrides.append(portal.sso.redirect_override)
         else:
             homeserver = base_url if config.sso_homeserver_param else None
             hooks[(SSO_REDIRECT_SERVLET, b"GET")] = hook_sso_redirect(

@@ -63,6 +63,10 @@ class PortalSsoConfig:
     session_lifetime: float = 600.0
     # Seconds the portal remembers which target minted a login token.
     token_lifetime: float = 120.0
+    # The portal's own IdPs (Synapse idp ids) whose sign-in comes first, with
+    # routing on the attributes or claims they give, mapped to the idp id the
+    # targets use for the same IdP.
+    portal_idps: Mapping[str, str] = attr.Factory(dict)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -107,7 +111,13 @@ _TOP_LEVEL_KEYS = (
     "redirect_url",
 )
 _REDIRECT_URL_KEYS = ("require_https", "allowed_prefixes")
-_SSO_KEYS = ("departments", "ask_user", "session_lifetime", "token_lifetime")
+_SSO_KEYS = (
+    "departments",
+    "ask_user",
+    "session_lifetime",
+    "token_lifetime",
+    "portal_idps",
+)
 _TARGET_KEYS = ("base_url", "identity_server", "mode", "public_name")
 _PORTAL_KEYS = (
     "rules",
@@ -182,6 +192,16 @@ def _portal_sso(
                 "cannot stay on the portal)",
                 (*path, "departments", str(label)),
             )
+    portal_idps = settings.get("portal_idps", {})
+    if not isinstance(portal_idps, Mapping) or not all(
+        isinstance(k, str) and k and isinstance(v, str) and v
+        for k, v in portal_idps.items()
+    ):
+        raise ConfigError(
+            "must be a mapping of the portal's own idp id to the idp id the "
+            "targets use for the same IdP, e.g. {oidc-corp: oidc-corp}",
+            (*path, "portal_idps"),
+        )
     ask_user = _bool(settings, "ask_user", path, default=True)
     if not departments and not ask_user:
         raise ConfigError(
@@ -194,6 +214,7 @@ def _portal_sso(
             settings, "session_lifetime", path, 600.0, zero=False
         ),
         token_lifetime=_seconds(settings, "token_lifetime", path, 120.0, zero=False),
+        portal_idps=dict(portal_idps),
     )
 
 

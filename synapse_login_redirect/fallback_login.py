@@ -12,8 +12,10 @@ server.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import cast
 
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
 from synapse_login_redirect.synapse_compat import (
@@ -52,6 +54,16 @@ def patched_script(original: str) -> str:
             f"the fallback login script does not call {_CALL!r} exactly once"
         )
     return original.replace(_CALL, _NEW_CALL) + _HELPER
+
+
+def fallback_script_override() -> Callable[[Request], IResource | None]:
+    """A gateway override serving the patched script at its path."""
+    script = cast(IResource, FallbackLoginScript())
+
+    def override(request: Request) -> IResource | None:
+        return script if SCRIPT_PATH.match(request.path) else None
+
+    return override
 
 
 class FallbackLoginScript(Resource):

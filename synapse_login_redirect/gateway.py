@@ -9,8 +9,7 @@ its hooks, so Synapse still parses, rate-limits and renders those requests.
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from twisted.web.resource import IResource
 from twisted.web.server import Request
@@ -25,6 +24,8 @@ from synapse_login_redirect.synapse_compat import (
 logger = logging.getLogger(__name__)
 
 CLIENT_CHILD = b"client"
+# Given a request, the resource that answers it instead of Synapse, if any.
+Override = Callable[[Request], "IResource | None"]
 
 
 class LoginGateway(GatewayBase):
@@ -33,9 +34,9 @@ class LoginGateway(GatewayBase):
     def __init__(
         self,
         hooks: Mapping[RouteKey, RouteHook],
-        overrides: Sequence[tuple[re.Pattern[bytes], IResource]] = (),
+        overrides: Sequence[Override] = (),
     ) -> None:
-        """``overrides``: resources that answer the paths their pattern matches."""
+        """``overrides``: tried in order on every request under ``/_matrix``."""
         super().__init__()  # type: ignore[no-untyped-call]
         self._hooks = hooks
         self._overrides = tuple(overrides)
@@ -53,7 +54,8 @@ class LoginGateway(GatewayBase):
             )
 
     def getChildWithDefault(self, path: bytes, request: Request) -> IResource:  # noqa: N802
-        for pattern, override in self._overrides:
-            if pattern.match(request.path):
-                return override
+        for override in self._overrides:
+            resource = override(request)
+            if resource is not None:
+                return resource
         return super().getChildWithDefault(path, request)  # type: ignore[no-untyped-call,no-any-return]

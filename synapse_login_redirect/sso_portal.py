@@ -14,6 +14,14 @@
    page when C is not in ``sso.client_whitelist``).
 4. ``m.login.token`` at the portal is proxied to the target that minted the
    token (see ``Portal``).
+
+For the IdPs in ``portal_idps`` the portal signs the user in first, with
+Synapse's own SSO: step 2 becomes a session without a target and a redirect
+to the portal's own ``/login/sso/redirect/{idp}``, whose ``redirectUrl`` is the
+portal's bounce URL. ``OidcMappingProvider`` keeps the IdP's claims; at the
+bounce the portal uses up its own login token to learn the user, routes the
+claims, and continues with step 2's redirect to the target, whose sign-in
+with the same IdP is then silent.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import cast
-from urllib.parse import unquote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from synapse.module_api import (
     DirectServeHtmlResource,
@@ -30,8 +38,9 @@ from synapse.module_api import (
     ModuleApi,
     SynapseRequest,
 )
-from synapse.module_api.errors import Codes, SynapseError
+from synapse.module_api.errors import Codes, ConfigError, SynapseError
 from twisted.web.resource import IResource
+from twisted.web.server import Request
 
 from synapse_login_redirect.config import PortalSsoConfig, Target
 from synapse_login_redirect.pages import Pages
@@ -42,9 +51,14 @@ from synapse_login_redirect.sso_store import (
     REFUSED_EXPIRED,
     REFUSED_OTHER_BROWSER,
     REFUSED_USED,
+    Completion,
     SsoStore,
 )
-from synapse_login_redirect.synapse_compat import sso_client_whitelist
+from synapse_login_redirect.synapse_compat import (
+    consume_login_token,
+    external_ids_of,
+    sso_client_whitelist,
+)
 from synapse_login_redirect.urls import HOMESERVER_PARAM, add_query_params
 
 logger = logging.getLogger(__name__)
@@ -52,8 +66,10 @@ logger = logging.getLogger(__name__)
 SSO_REDIRECT_PATH = re.compile(
     rb"^/_matrix/client/(?:r0|v3|unstable)/login/sso/redirect(?:/(?P<idp>[^/]+))?$"
 )
-REALM_PATH = "/_synapse/client/login_redirect/realm"
-COMPLETE_PATH = "/_synapse/client/login_redirect/complete"
+PAGES_PATH = "/_synapse/client/login_redirect/"
+REALM_PATH = PAGES_PATH + "realm"
+COMPLETE_PATH = PAGES_PATH + "complete"
+BOUNCE_PATH = PAGES_PATH + "bounce"
 COOKIE_PREFIX = "login_redirect_sso_"
 LOGIN_TOKEN_PARAM = "loginToken"
 
@@ -70,6 +86,10 @@ _REFUSALS = {
 }
 _UNKNOWN_SESSION = (
     "This sign-in link is not valid here. Please start again from your app."
+)
+_UNPLACED = (
+    "We cannot tell which homeserver your account is on. Check what you "
+    "typed, or ask your administrator."
 )
 
 
@@ -94,9 +114,31 @@ class SsoPortal:
         self._store = SsoStore(api)
         self._public_baseurl = api.public_baseurl.rstrip("/")
         self._secure_cookie = self._public_baseurl.startswith("https://")
-        self.redirect_resource = cast(IResource, _SsoRedirect(self))
-        api.register_web_resource(REALM_PATH, _RealmPage(self))
-        api.register_web_resource(COMPLETE_PATH, _CompletionPage(self))
+        self._redirect_resource = cast(IResource, _SsoRedirect(self))
+        self._bounce_url = self._public_baseurl + BOUNCE_PATH
+        if config.portal_idps and not self._bounce_url.startswith(
+            sso_client_whitelist(api)
+        ):
+            raise ConfigError(
+                f"needs {self._bounce_url} in Synapse's sso.client_whitelist, so "
+                "that the portal's own sign-in comes back to it without asking",
+                ("portal", "sso", "portal_idps"),
+            )
+        api.register_web_resource(
+            REALM_PATH, _Page(get=self.show_realm_page, post=self.choose_realm)
+        )
+        api.register_web_resource(COMPLETE_PATH, _Page(get=self.complete))
+        api.register_web_resource(BOUNCE_PATH, _Page(get=self.bounce))
+
+    def redirect_override(self, request: Request) -> IResource | None:
+        """The portal answers ``/login/sso/redirect`` itself, except on the way to
+        its own IdP (``redirectUrl`` = the bounce URL), which Synapse handles."""
+        if not SSO_REDIRECT_PATH.match(request.path):
+            return None
+        redirect_url = request.args.get(b"redirectUrl", [b""])[0]
+        if redirect_url.startswith(self._bounce_url.encode() + b"?"):
+            return None
+        return self._redirect_resource
 
     async def start(self, request: SynapseRequest) -> None:
         """``GET /login/sso/redirect[/{idp}]`` at the portal: on to the realm page."""
@@ -111,8 +153,16 @@ class SsoPortal:
             return
         params = {"redirectUrl": redirect_url}
         match = SSO_REDIRECT_PATH.match(request.path)
+        idp_id = None
         if match and match.group("idp"):
-            params["idp"] = unquote(match.group("idp").decode("utf-8", "replace"))
+            idp_id = unquote(match.group("idp").decode("utf-8", "replace"))
+            params["idp"] = idp_id
+        if idp_id is not None and idp_id in self._config.portal_idps:
+            session = await self._start_session(request, None, idp_id, redirect_url)
+            bounce = f"{self._bounce_url}?" + urlencode({"session": session})
+            own_sso = f"/_matrix/client/v3/login/sso/redirect/{quote(idp_id, safe='')}"
+            _redirect(request, f"{own_sso}?" + urlencode({"redirectUrl": bounce}))
+            return
         _redirect(request, f"{REALM_PATH}?{urlencode(params)}")
 
     async def token_target(self, token: str) -> Target | None:
@@ -168,33 +218,116 @@ class SsoPortal:
             self._realm_page(request, 403, redirect_url, idp_id, error=problem)
             return
         target = self._targets[target_name]
-        if self._is_failing(target.name):
-            self._pages.error(
-                request,
-                503,
-                "Sign-in unavailable",
-                f"The homeserver {target.public_name} is not answering right now. "
-                "Please try again later.",
-            )
+        if self._refuse_failing(request, target):
             return
-        lifetime_ms = int(self._config.session_lifetime * 1000)
+        session = await self._start_session(request, target, idp_id, redirect_url)
+        self._to_target(request, target, idp_id, session)
+
+    async def bounce(self, request: SynapseRequest) -> None:
+        """Back from the portal's own IdP: route the user's attributes."""
+        session_id = query_arg(request, "session")
+        login_token = query_arg(request, LOGIN_TOKEN_PARAM)
+        redact_arg_in_log(request, LOGIN_TOKEN_PARAM)
+        if session_id is None or login_token is None:
+            self._pages.error(request, 400, "Sign-in failed", _UNKNOWN_SESSION)
+            return
+        pending = await self._store.pending_session(
+            session_id, self._cookie(request, session_id)
+        )
+        if self._refused(request, pending):
+            return
+        user_id = await consume_login_token(self._api, login_token)
+        attributes = None
+        if user_id is not None:
+            for provider, remote_id in await external_ids_of(self._api, user_id):
+                if provider == pending.idp_id:
+                    attributes = await self._store.attributes_of(remote_id)
+        localpart = _localpart(user_id)
+        if attributes is None or localpart is None:
+            self._pages.error(request, 403, "Sign-in failed", _UNKNOWN_SESSION)
+            return
+        emails = attributes.get("email")
+        subject = LoginSubject(
+            localpart=localpart,
+            email=emails[0] if emails else None,
+            attributes=attributes,
+        )
+        target_name = await self._router(subject)
+        if target_name is None or target_name == SELF:
+            self._pages.error(request, 403, "Sign-in failed", _UNPLACED)
+            return
+        target = self._targets[target_name]
+        if self._refuse_failing(request, target):
+            return
+        if not await self._store.set_target(session_id, target.name):
+            self._pages.error(request, 403, "Sign-in failed", _REFUSALS[REFUSED_USED])
+            return
+        idp_id = self._config.portal_idps.get(pending.idp_id or "")
+        self._to_target(request, target, idp_id, session_id)
+
+    def _refuse_failing(self, request: SynapseRequest, target: Target) -> bool:
+        if not self._is_failing(target.name):
+            return False
+        self._pages.error(
+            request,
+            503,
+            "Sign-in unavailable",
+            f"The homeserver {target.public_name} is not answering right now. "
+            "Please try again later.",
+        )
+        return True
+
+    async def _start_session(
+        self,
+        request: SynapseRequest,
+        target: Target | None,
+        idp_id: str | None,
+        redirect_url: str,
+    ) -> str:
+        """A new session, bound to this browser by a cookie; its id."""
         session = await self._store.start_session(
-            target.name, redirect_url, lifetime_ms
+            None if target is None else target.name,
+            idp_id,
+            redirect_url,
+            int(self._config.session_lifetime * 1000),
         )
         self._set_cookie(
             request, session.session_id, session.nonce, self._config.session_lifetime
         )
+        return session.session_id
+
+    def _to_target(
+        self,
+        request: SynapseRequest,
+        target: Target,
+        idp_id: str | None,
+        session_id: str,
+    ) -> None:
+        """On to the target's own SSO, coming back to the completion URL."""
         completion = f"{self._public_baseurl}{COMPLETE_PATH}?" + urlencode(
-            {"session": session.session_id}
+            {"session": session_id}
         )
         sso_path = "/_matrix/client/v3/login/sso/redirect"
         if idp_id:
-            sso_path += "/" + idp_id
+            sso_path += "/" + quote(idp_id, safe="")
         location = f"{target.base_url}{sso_path}?" + urlencode(
             {"redirectUrl": completion}
         )
-        logger.info("SSO sign-in %s goes to %s", session.session_id[:8], target.name)
+        logger.info("SSO sign-in %s goes to %s", session_id[:8], target.name)
         _redirect(request, location)
+
+    def _refused(self, request: SynapseRequest, checked: Completion) -> bool:
+        if checked.refusal is None:
+            return False
+        logger.info("SSO session refused: %s", checked.refusal)
+        message = _REFUSALS.get(checked.refusal, _UNKNOWN_SESSION)
+        self._pages.error(request, 403, "Sign-in failed", message)
+        return True
+
+    def _cookie(self, request: SynapseRequest, session_id: str) -> str | None:
+        name = (COOKIE_PREFIX + session_id).encode("utf-8")
+        cookie = request.getCookie(name)  # type: ignore[no-untyped-call]
+        return None if cookie is None else str(cookie.decode("ascii", "replace"))
 
     async def _place(self, request: SynapseRequest) -> tuple[str | None, str]:
         """The target for the realm form's answer, or None and what to say."""
@@ -213,10 +346,7 @@ class SsoPortal:
             subject = LoginSubject.from_user(user)
         target = await self._router(subject)
         if target is None or target == SELF:
-            return None, (
-                "We cannot tell which homeserver your account is on. Check "
-                "what you typed, or ask your administrator."
-            )
+            return None, _UNPLACED
         return target, ""
 
     async def complete(self, request: SynapseRequest) -> None:
@@ -227,14 +357,10 @@ class SsoPortal:
         if session_id is None or login_token is None:
             self._pages.error(request, 400, "Sign-in failed", _UNKNOWN_SESSION)
             return
-        cookie_name = (COOKIE_PREFIX + session_id).encode("utf-8")
-        cookie = request.getCookie(cookie_name)  # type: ignore[no-untyped-call]
-        nonce = None if cookie is None else cookie.decode("ascii", "replace")
-        completion = await self._store.complete_session(session_id, nonce)
-        if completion.refusal is not None:
-            logger.info("SSO completion refused: %s", completion.refusal)
-            message = _REFUSALS.get(completion.refusal, _UNKNOWN_SESSION)
-            self._pages.error(request, 403, "Sign-in failed", message)
+        completion = await self._store.complete_session(
+            session_id, self._cookie(request, session_id)
+        )
+        if self._refused(request, completion):
             return
         assert completion.target is not None
         assert completion.client_redirect_url is not None
@@ -258,11 +384,11 @@ class SsoPortal:
     def _set_cookie(
         self, request: SynapseRequest, session_id: str, value: str, max_age: float
     ) -> None:
-        """The cookie binding a session to this browser, sent only to completion."""
+        """The cookie binding a session to this browser, sent only to our pages."""
         request.addCookie(  # type: ignore[no-untyped-call]
             COOKIE_PREFIX + session_id,
             value,
-            path=COMPLETE_PATH,
+            path=PAGES_PATH,
             max_age=str(int(max_age)),
             secure=self._secure_cookie,
             httpOnly=True,
@@ -286,22 +412,28 @@ class _SsoRedirect(DirectServeJsonResource):
         await self._portal.start(request)
 
 
-class _RealmPage(DirectServeHtmlResource):
-    def __init__(self, portal: SsoPortal) -> None:
+class _Page(DirectServeHtmlResource):
+    """An HTML page of the portal: GET, and POST for forms."""
+
+    def __init__(
+        self,
+        get: Callable[[SynapseRequest], Awaitable[None]],
+        post: Callable[[SynapseRequest], Awaitable[None]] | None = None,
+    ) -> None:
         super().__init__()
-        self._portal = portal
+        self._get = get
+        self._post = post
 
     async def _async_render_GET(self, request: SynapseRequest) -> None:
-        await self._portal.show_realm_page(request)
+        await self._get(request)
 
     async def _async_render_POST(self, request: SynapseRequest) -> None:
-        await self._portal.choose_realm(request)
+        if self._post is None:
+            raise SynapseError(405, "Method not allowed", Codes.UNRECOGNIZED)
+        await self._post(request)
 
 
-class _CompletionPage(DirectServeHtmlResource):
-    def __init__(self, portal: SsoPortal) -> None:
-        super().__init__()
-        self._portal = portal
-
-    async def _async_render_GET(self, request: SynapseRequest) -> None:
-        await self._portal.complete(request)
+def _localpart(user_id: str | None) -> str | None:
+    if user_id is None or not user_id.startswith("@"):
+        return None
+    return user_id[1:].partition(":")[0].lower()

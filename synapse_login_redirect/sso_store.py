@@ -1,8 +1,11 @@
 """SSO state the portal keeps in Synapse's database, so any worker can use it.
 
-- sign-in sessions: started on the home-realm page, completed once when the
-  target sends the browser back; bound to the browser by a cookie nonce, of
-  which only a hash is stored;
+- sign-in sessions: started on the home-realm page (target known) or before
+  the portal's own IdP login (target decided afterwards from the user's
+  attributes), completed once when the target sends the browser back; bound
+  to the browser by a cookie nonce, of which only a hash is stored;
+- the attributes or claims the portal's own IdP gave, by remote user id, for
+  a short while;
 - login tokens: which target minted a token, by the token's hash (never the
   token), for ``m.login.token`` at the portal.
 """
@@ -11,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
+from collections.abc import Mapping
 
 import attr
 from synapse.module_api import LoggingTransaction, ModuleApi
@@ -20,14 +25,23 @@ from synapse_login_redirect.database import ModuleTables
 
 _SESSIONS = "login_redirect_sso_sessions"
 _TOKENS = "login_redirect_sso_tokens"
+_ATTRIBUTES = "login_redirect_sso_attributes"
 _CREATE_SESSIONS = f"""
 CREATE TABLE IF NOT EXISTS {_SESSIONS} (
     session_id TEXT NOT NULL PRIMARY KEY,
     nonce_hash TEXT NOT NULL,
-    target TEXT NOT NULL,
+    target TEXT,
+    idp_id TEXT,
     client_redirect_url TEXT NOT NULL,
     expires_ts BIGINT NOT NULL,
     used_ts BIGINT
+)
+"""
+_CREATE_ATTRIBUTES = f"""
+CREATE TABLE IF NOT EXISTS {_ATTRIBUTES} (
+    remote_user_id TEXT NOT NULL PRIMARY KEY,
+    attributes TEXT NOT NULL,
+    expires_ts BIGINT NOT NULL
 )
 """
 _CREATE_TOKENS = f"""
@@ -51,9 +65,10 @@ class NewSession:
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Completion:
-    """The outcome of completing a session: a target and URL, or a refusal."""
+    """A session checked: its target (if known), IdP and client URL, or a refusal."""
 
     target: str | None = None
+    idp_id: str | None = None
     client_redirect_url: str | None = None
     refusal: str | None = None  # one of the REFUSED_* values
 
@@ -66,11 +81,18 @@ REFUSED_OTHER_BROWSER = "other browser"
 
 class SsoStore:
     def __init__(self, api: ModuleApi) -> None:
-        self._tables = ModuleTables(api, _CREATE_SESSIONS, _CREATE_TOKENS)
+        self._tables = ModuleTables(
+            api, _CREATE_SESSIONS, _CREATE_TOKENS, _CREATE_ATTRIBUTES
+        )
 
     async def start_session(
-        self, target: str, client_redirect_url: str, lifetime_ms: int
+        self,
+        target: str | None,
+        idp_id: str | None,
+        client_redirect_url: str,
+        lifetime_ms: int,
     ) -> NewSession:
+        """A session for ``target``, or (None) one whose target comes later."""
         new = NewSession(secrets.token_urlsafe(24), secrets.token_urlsafe(24))
         now = self._tables.now_ms()
         await self._tables.run(
@@ -79,6 +101,7 @@ class SsoStore:
             new.session_id,
             _hash(new.nonce),
             target,
+            idp_id,
             client_redirect_url,
             now,
             now + lifetime_ms,
@@ -94,6 +117,44 @@ class SsoStore:
             None if nonce is None else _hash(nonce),
             self._tables.now_ms(),
         )
+
+    async def pending_session(self, session_id: str, nonce: str | None) -> Completion:
+        """A session still waiting for its target (after the portal's own IdP)."""
+        return await self._tables.run(
+            "login_redirect_pending_sso",
+            _pending_session,
+            session_id,
+            None if nonce is None else _hash(nonce),
+            self._tables.now_ms(),
+        )
+
+    async def set_target(self, session_id: str, target: str) -> bool:
+        """Give a pending session its target; False if it already had one."""
+        return await self._tables.run(
+            "login_redirect_set_sso_target", _set_target, session_id, target
+        )
+
+    async def remember_attributes(
+        self, remote_user_id: str, attributes: Mapping[str, list[str]], lifetime_ms: int
+    ) -> None:
+        now = self._tables.now_ms()
+        await self._tables.run(
+            "login_redirect_remember_attributes",
+            _upsert_attributes,
+            remote_user_id,
+            json.dumps(attributes),
+            now,
+            now + lifetime_ms,
+        )
+
+    async def attributes_of(self, remote_user_id: str) -> dict[str, list[str]] | None:
+        raw = await self._tables.run(
+            "login_redirect_attributes",
+            _select_attributes,
+            remote_user_id,
+            self._tables.now_ms(),
+        )
+        return None if raw is None else dict(json.loads(raw))
 
     async def remember_token(self, token: str, target: str, lifetime_ms: int) -> None:
         now = self._tables.now_ms()
@@ -124,44 +185,78 @@ def _insert_session(
     txn: LoggingTransaction,
     session_id: str,
     nonce_hash: str,
-    target: str,
+    target: str | None,
+    idp_id: str | None,
     client_redirect_url: str,
     now: int,
     expires: int,
 ) -> None:
     txn.execute(f"DELETE FROM {_SESSIONS} WHERE expires_ts < ?", (now,))
     txn.execute(
-        f"INSERT INTO {_SESSIONS} (session_id, nonce_hash, target,"
-        " client_redirect_url, expires_ts) VALUES (?, ?, ?, ?, ?)",
-        (session_id, nonce_hash, target, client_redirect_url, expires),
+        f"INSERT INTO {_SESSIONS} (session_id, nonce_hash, target, idp_id,"
+        " client_redirect_url, expires_ts) VALUES (?, ?, ?, ?, ?, ?)",
+        (session_id, nonce_hash, target, idp_id, client_redirect_url, expires),
     )
 
 
-def _complete_session(
+def _checked_session(
     txn: LoggingTransaction, session_id: str, nonce_hash: str | None, now: int
-) -> Completion:
+) -> Completion | tuple[str | None, str | None, str]:
+    """A refusal, or the session's target, idp id and client URL."""
     txn.execute(
-        f"SELECT nonce_hash, target, client_redirect_url, expires_ts, used_ts"
+        f"SELECT nonce_hash, target, idp_id, client_redirect_url, expires_ts, used_ts"
         f" FROM {_SESSIONS} WHERE session_id = ?",
         (session_id,),
     )
     row = txn.fetchone()
     if row is None:
         return Completion(refusal=REFUSED_UNKNOWN)
-    stored_hash, target, url, expires, used = row
+    stored_hash, target, idp_id, url, expires, used = row
     if used is not None:
         return Completion(refusal=REFUSED_USED)
     if expires < now:
         return Completion(refusal=REFUSED_EXPIRED)
     if nonce_hash is None or not hmac.compare_digest(stored_hash, nonce_hash):
         return Completion(refusal=REFUSED_OTHER_BROWSER)
+    return target, idp_id, url
+
+
+def _pending_session(
+    txn: LoggingTransaction, session_id: str, nonce_hash: str | None, now: int
+) -> Completion:
+    checked = _checked_session(txn, session_id, nonce_hash, now)
+    if isinstance(checked, Completion):
+        return checked
+    target, idp_id, url = checked
+    if target is not None:
+        return Completion(refusal=REFUSED_USED)
+    return Completion(idp_id=idp_id, client_redirect_url=url)
+
+
+def _set_target(txn: LoggingTransaction, session_id: str, target: str) -> bool:
+    txn.execute(
+        f"UPDATE {_SESSIONS} SET target = ? WHERE session_id = ? AND target IS NULL",
+        (target, session_id),
+    )
+    return bool(txn.rowcount == 1)
+
+
+def _complete_session(
+    txn: LoggingTransaction, session_id: str, nonce_hash: str | None, now: int
+) -> Completion:
+    checked = _checked_session(txn, session_id, nonce_hash, now)
+    if isinstance(checked, Completion):
+        return checked
+    target, idp_id, url = checked
+    if target is None:  # the portal's own IdP login has not come back yet
+        return Completion(refusal=REFUSED_UNKNOWN)
     txn.execute(
         f"UPDATE {_SESSIONS} SET used_ts = ? WHERE session_id = ? AND used_ts IS NULL",
         (now, session_id),
     )
     if txn.rowcount != 1:  # another worker completed it first
         return Completion(refusal=REFUSED_USED)
-    return Completion(target=target, client_redirect_url=url)
+    return Completion(target=target, idp_id=idp_id, client_redirect_url=url)
 
 
 def _insert_token(
@@ -179,6 +274,28 @@ def _token_target(txn: LoggingTransaction, token_hash: str, now: int) -> str | N
     txn.execute(
         f"SELECT target FROM {_TOKENS} WHERE token_hash = ? AND expires_ts >= ?",
         (token_hash, now),
+    )
+    row = txn.fetchone()
+    return None if row is None else str(row[0])
+
+
+def _upsert_attributes(
+    txn: LoggingTransaction, remote_id: str, attributes: str, now: int, expires: int
+) -> None:
+    txn.execute(f"DELETE FROM {_ATTRIBUTES} WHERE expires_ts < ?", (now,))
+    txn.execute(
+        f"INSERT INTO {_ATTRIBUTES} (remote_user_id, attributes, expires_ts)"
+        " VALUES (?, ?, ?) ON CONFLICT (remote_user_id) DO UPDATE"
+        " SET attributes = excluded.attributes, expires_ts = excluded.expires_ts",
+        (remote_id, attributes, expires),
+    )
+
+
+def _select_attributes(txn: LoggingTransaction, remote_id: str, now: int) -> str | None:
+    txn.execute(
+        f"SELECT attributes FROM {_ATTRIBUTES}"
+        " WHERE remote_user_id = ? AND expires_ts >= ?",
+        (remote_id, now),
     )
     row = txn.fetchone()
     return None if row is None else str(row[0])

@@ -15,15 +15,19 @@ from typing import Any
 import attr
 import synapse
 from synapse.api.auth.base import BaseAuth
-from synapse.api.errors import HttpResponseException
+from synapse.api.errors import HttpResponseException, SynapseError
 from synapse.appservice import ApplicationService
+from synapse.handlers.oidc import JinjaOidcMappingProvider
 from synapse.http.server import UnrecognizedRequestResource
 from synapse.http.site import SynapseRequest
 from synapse.module_api import ModuleApi
 from synapse.util import SYNAPSE_VERSION
 from twisted.web.resource import EncodingResourceWrapper, Resource
 
-__all__ = ["HttpResponseException"]  # raised by ModuleApi.http_client on non-2xx
+__all__ = [
+    "HttpResponseException",  # raised by ModuleApi.http_client on non-2xx
+    "JinjaOidcMappingProvider",  # Synapse's default OIDC mapping provider
+]
 
 # Synapse's own "nothing here" resource: the gateway subclasses it so that
 # unknown paths under /_matrix answer exactly as they do without the module.
@@ -168,3 +172,19 @@ def fallback_login_script() -> str:
         raise IncompatibleSynapseError(
             f"the fallback login page's script {FALLBACK_LOGIN_SCRIPT} cannot be read ({e})"
         ) from None
+
+
+async def consume_login_token(api: ModuleApi, token: str) -> str | None:
+    """The user a login token minted here was for, using it up; None if invalid."""
+    handler = api._hs.get_auth_handler()
+    try:
+        result = await handler.consume_login_token(token)
+    except SynapseError:
+        return None
+    return str(result.user_id)
+
+
+async def external_ids_of(api: ModuleApi, user_id: str) -> list[tuple[str, str]]:
+    """The (SSO provider id, remote user id) pairs linked to a local user."""
+    store = api._hs.get_datastores().main
+    return [(str(p), str(e)) for p, e in await store.get_external_ids_by_user(user_id)]

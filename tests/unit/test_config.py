@@ -231,10 +231,15 @@ def test_full_config() -> None:
             "must be a number of seconds > 0",
         ),
         (
+            {"portal": {"sso": {"portal_idps": ["oidc-corp"]}}},
+            ("portal", "sso", "portal_idps"),
+            "must be a mapping of the portal's own idp id to the idp id the targets",
+        ),
+        (
             {"portal": {"sso": {"idps": []}}},
             ("portal", "sso", "idps"),
             "unknown key 'idps'; allowed keys are: departments, ask_user, "
-            "session_lifetime, token_lifetime",
+            "session_lifetime, token_lifetime, portal_idps",
         ),
         (
             {"portal": {"health_check_interval": -1}},

@@ -43,11 +43,12 @@ from tests.live.harness import (
 
 POOL_USERS = ("paula", "quinn", "rita", "stan", "tess", "ursula")
 ENG_USERS = ("erin", "carol", *POOL_USERS)
-HIST_USERS = ("hugo", "hist_hana", "hist_locked", *POOL_USERS)
+HIST_USERS = ("hugo", "hist_hana", "hist_locked", "ivy", *POOL_USERS)
 EMAILS = {"erin": "erin@eng.example", "hugo": "hugo@hist.example"}
 LOCKED_AFTER = 3
 PROXY_TIMEOUT = 2
 IDP_ID = "oidc-testidp"
+PORTAL_IDP_ID = "oidc-portalidp"  # the same provider, as the portal's own IdP
 DEPARTMENTS = {"Engineering": "eng", "History": "hist", "Lab": "down"}
 WHITELISTED_CLIENTS = ["http://client.test/", "http://127.0.0.1:"]
 ALLOWED_CLIENTS = [*WHITELISTED_CLIENTS, "http://localhost:"]
@@ -167,27 +168,34 @@ def portal_module_config(
     }
 
 
+def _oidc_provider(
+    idp: OidcProvider, idp_id: str, mapping_module: str | None = None
+) -> dict[str, Any]:
+    mapping: dict[str, Any] = {
+        "config": {"localpart_template": "{{ user.preferred_username }}"}
+    }
+    if mapping_module is not None:
+        mapping["module"] = mapping_module
+    return {
+        "idp_id": idp_id,
+        "idp_name": "Test IdP",
+        "issuer": idp.issuer,
+        "client_id": idp.client_id,
+        "client_secret": idp.client_secret,
+        "scopes": ["openid", "profile", "email"],
+        "skip_verification": True,
+        "allow_existing_users": True,
+        "user_mapping_provider": mapping,
+    }
+
+
 def _oidc_config(idp: OidcProvider, portal_proxy_port: int) -> dict[str, Any]:
     """A target's SSO: the test IdP, and the portal's completion URL allowed."""
     completion = (
         f"http://127.0.0.1:{portal_proxy_port}/_synapse/client/login_redirect/complete"
     )
     return {
-        "oidc_providers": [
-            {
-                "idp_id": "testidp",
-                "idp_name": "Test IdP",
-                "issuer": idp.issuer,
-                "client_id": idp.client_id,
-                "client_secret": idp.client_secret,
-                "scopes": ["openid", "profile", "email"],
-                "skip_verification": True,
-                "allow_existing_users": True,
-                "user_mapping_provider": {
-                    "config": {"localpart_template": "{{ user.preferred_username }}"}
-                },
-            }
-        ],
+        "oidc_providers": [_oidc_provider(idp, "testidp")],
         "sso": {"client_whitelist": [completion]},
     }
 
@@ -212,6 +220,8 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
         {
             "erin": {"email": EMAILS["erin"], "name": "Erin"},
             "hugo": {"email": EMAILS["hugo"], "name": "Hugo"},
+            "ivy": {"email": "ivy@elsewhere.example", "department": "History"},
+            "zed": {"department": "Nowhere"},
         }
     ).start()
     portal_proxy_port = free_port()
@@ -248,7 +258,14 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
         workdir,
         port=portal_proxy_port,
         postgres_db=postgres_db,
-        extra_config={"sso": {"client_whitelist": WHITELISTED_CLIENTS}},
+        extra_config={
+            "sso": {"client_whitelist": WHITELISTED_CLIENTS},
+            "oidc_providers": [
+                _oidc_provider(
+                    idp, "portalidp", "synapse_login_redirect.OidcMappingProvider"
+                )
+            ],
+        },
         module_config={
             "base_cs_url": True,
             "redirect_url": {
@@ -268,10 +285,23 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
                     },
                     "down": {"base_url": f"http://127.0.0.1:{free_port()}"},
                 },
-                extra_rules=[{"localpart": "slow_.*", "target": "slow"}],
+                extra_rules=[
+                    {"localpart": "slow_.*", "target": "slow"},
+                    {
+                        "attribute": {"name": "department", "equals": "History"},
+                        "target": "hist",
+                    },
+                    {
+                        "attribute": {"name": "department", "equals": "Nowhere"},
+                        "target": "self",
+                    },
+                ],
                 proxy_timeout=PROXY_TIMEOUT,
                 health_check_interval=1,
-                sso={"departments": DEPARTMENTS},
+                sso={
+                    "departments": DEPARTMENTS,
+                    "portal_idps": {PORTAL_IDP_ID: IDP_ID},
+                },
             ),
         },
     )

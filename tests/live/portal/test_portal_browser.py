@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.live.conftest import PASSWORD
-from tests.live.portal.conftest import IDP_ID, PortalDeployment
+from tests.live.portal.conftest import IDP_ID, PORTAL_IDP_ID, PortalDeployment
 
 pytestmark = pytest.mark.live
 
@@ -195,3 +195,32 @@ def test_sso_in_the_fallback_login_page(portals: PortalDeployment) -> None:
         finally:
             browser.close()
     assert result == {"user": "@erin:eng.test", "homeserver": portals.eng.base_url}
+
+
+def test_sso_with_the_portals_own_idp_in_the_browser(
+    portals: PortalDeployment, client_origin: str
+) -> None:
+    """Sign in at the portal's IdP; routed by a claim; silent sign-in at the target."""
+    portal = portals.portal_proxy.base_url
+    start = (
+        f"{portal}/_matrix/client/v3/login/sso/redirect/{PORTAL_IDP_ID}"
+        f"?redirectUrl={client_origin}/cb"
+    )
+    logins = len(portals.idp.logins)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = browser.new_page()
+            page.goto(start)
+            page.fill("#username", "ivy")
+            page.click("#login")
+            page.wait_for_url(f"{client_origin}/cb?*", timeout=15000)
+            result = page.evaluate("(portal) => finishSso(portal)", portal)
+        finally:
+            browser.close()
+    assert portals.idp.logins[logins:] == ["ivy", "ivy"]  # the second one silent
+    assert result == {
+        "msc1731Homeserver": portals.hist.base_url,
+        "homeserver": portals.hist.base_url,
+        "whoami": "@ivy:hist.test",
+    }

@@ -17,7 +17,12 @@ from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit
 import pytest
 
 from tests.live.harness import HttpResponse, http, postgres
-from tests.live.portal.conftest import IDP_ID, PortalDeployment, wait_for_log
+from tests.live.portal.conftest import (
+    IDP_ID,
+    PORTAL_IDP_ID,
+    PortalDeployment,
+    wait_for_log,
+)
 from tests.live.sso_client import SsoClient
 from tests.spec import validate_login_response
 
@@ -26,6 +31,7 @@ pytestmark = pytest.mark.live
 CLIENT = "http://client.test/cb?x=1"
 REALM = "/_synapse/client/login_redirect/realm"
 COMPLETE = "/_synapse/client/login_redirect/complete"
+BOUNCE = "/_synapse/client/login_redirect/bounce"
 
 
 def sso_start(portals: PortalDeployment, redirect_url: str, version: str = "v3") -> str:
@@ -271,3 +277,68 @@ def test_login_token_is_not_in_the_portal_log(portals: PortalDeployment) -> None
     token = parse_qs(urlsplit(completion).query)["loginToken"][0]
     client.request("GET", completion)
     assert token.encode() not in portals.portal_proxy.log_path.read_bytes()
+
+
+def _via_portal_idp(
+    portals: PortalDeployment, client: SsoClient, user: str
+) -> HttpResponse:
+    """Sign in at the portal's own IdP first; the answer of the bounce URL."""
+    path = f"/_matrix/client/v3/login/sso/redirect/{PORTAL_IDP_ID}"
+    start = portals.portal_proxy.url(f"{path}?{urlencode({'redirectUrl': CLIENT})}")
+    bounce = client.follow(
+        start,
+        until=portals.portal_proxy.url(BOUNCE),
+        rewrite=login_hint(portals, user),
+    )
+    return client.request("GET", bounce)
+
+
+@pytest.mark.parametrize(
+    ("user", "target", "rule"),
+    [("ivy", "hist", "attribute department"), ("erin", "eng", "email domain")],
+)
+def test_portal_idp_login_is_routed_by_the_claims(
+    portals: PortalDeployment, user: str, target: str, rule: str
+) -> None:
+    hs = portals.targets[target]
+    client = SsoClient()
+    bounce = _via_portal_idp(portals, client, user)
+    assert bounce.status == 302, bounce
+    assert bounce.headers["location"].startswith(
+        hs.url(f"/_matrix/client/v3/login/sso/redirect/{IDP_ID}?")
+    )
+    logins = len(portals.idp.logins)
+    completion = client.follow(
+        bounce.headers["location"],
+        until=portals.portal_proxy.url(COMPLETE),
+    )
+    # The target's sign-in with the same IdP was silent (the IdP's session).
+    assert portals.idp.logins[logins:] == [user]
+    final = client.request("GET", completion)
+    query = dict(parse_qsl(urlsplit(final.headers["location"]).query))
+    assert query["homeserver"] == hs.base_url
+    login = token_login(portals, query["loginToken"])
+    assert login.status == 200, login
+    assert login.json()["user_id"] == f"@{user}:{hs.server_name}"
+    assert login.json()["well_known"]["m.homeserver"]["base_url"] == hs.base_url
+
+
+def test_portal_idp_answer_the_rules_cannot_place(portals: PortalDeployment) -> None:
+    answer = _via_portal_idp(portals, SsoClient(), "zed")
+    assert answer.status == 403
+    assert b"cannot tell which homeserver" in answer.body
+    assert "location" not in answer.headers
+
+
+def test_bounce_from_another_browser_is_refused(portals: PortalDeployment) -> None:
+    client = SsoClient()
+    path = f"/_matrix/client/v3/login/sso/redirect/{PORTAL_IDP_ID}"
+    start = portals.portal_proxy.url(f"{path}?{urlencode({'redirectUrl': CLIENT})}")
+    bounce = client.follow(
+        start,
+        until=portals.portal_proxy.url(BOUNCE),
+        rewrite=login_hint(portals, "ivy"),
+    )
+    thief = SsoClient().request("GET", bounce)
+    assert thief.status == 403
+    assert b"started in another browser" in thief.body
