@@ -7,7 +7,9 @@ It never runs JavaScript: the flows here are plain redirects and forms.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -89,12 +91,40 @@ class SsoClient:
         rewrite: Callable[[str], str] = lambda u: u,
         max_hops: int = 20,
     ) -> str:
-        """GET ``url`` and its redirects; the first Location starting with ``until``."""
+        """GET ``url`` and its redirects, and submit auto-posting forms (SAML's
+        HTTP-POST binding); the first Location starting with ``until``."""
+        response = self.request("GET", rewrite(url))
         for _ in range(max_hops):
-            response = self.request("GET", rewrite(url))
-            if response.status not in REDIRECTS:
+            if response.status in REDIRECTS:
+                url = urljoin(url, response.headers["location"])
+                if url.startswith(until):
+                    return url
+                response = self.request("GET", rewrite(url))
+                continue
+            form = _auto_post_form(response)
+            if form is None:
                 raise AssertionError(f"stopped at {url}: {response!r}")
-            url = urljoin(url, response.headers["location"])
-            if url.startswith(until):
-                return url
+            url, fields = urljoin(url, form[0]), form[1]
+            response = self.request("POST", url, form=fields)
         raise AssertionError(f"more than {max_hops} redirects: {self.visited}")
+
+
+_FORM = re.compile(r'<form[^>]*action="([^"]+)"', re.IGNORECASE)
+_INPUT = re.compile(r"<input[^>]*>", re.IGNORECASE)
+_ATTR = re.compile(r'(\w+)="([^"]*)"')
+
+
+def _auto_post_form(response: HttpResponse) -> tuple[str, dict[str, str]] | None:
+    """The action and hidden fields of a page that only posts a form onwards."""
+    if response.status != 200:
+        return None
+    text = response.body.decode("utf-8", "replace")
+    action = _FORM.search(text)
+    if action is None or "SAMLResponse" not in text:
+        return None
+    fields = {}
+    for tag in _INPUT.findall(text):
+        attrs = {k.lower(): html.unescape(v) for k, v in _ATTR.findall(tag)}
+        if attrs.get("type", "").lower() == "hidden" and "name" in attrs:
+            fields[attrs["name"]] = attrs.get("value", "")
+    return html.unescape(action[1]), fields

@@ -30,6 +30,7 @@ import attr
 import pytest
 
 from tests.idp.oidc import OidcProvider
+from tests.idp.saml import SamlIdp
 from tests.live.conftest import PASSWORD
 from tests.live.harness import (
     Homeserver,
@@ -49,6 +50,7 @@ LOCKED_AFTER = 3
 PROXY_TIMEOUT = 2
 IDP_ID = "oidc-testidp"
 PORTAL_IDP_ID = "oidc-portalidp"  # the same provider, as the portal's own IdP
+SAML_IDP_ID = "saml"
 DEPARTMENTS = {"Engineering": "eng", "History": "hist", "Lab": "down"}
 WHITELISTED_CLIENTS = ["http://client.test/", "http://127.0.0.1:"]
 ALLOWED_CLIENTS = [*WHITELISTED_CLIENTS, "http://localhost:"]
@@ -117,6 +119,7 @@ class PortalDeployment:
     slow: HangingServer
     postgres_db: str
     idp: OidcProvider
+    saml_idp: SamlIdp
 
     @property
     def targets(self) -> dict[str, Homeserver]:
@@ -189,13 +192,23 @@ def _oidc_provider(
     }
 
 
-def _oidc_config(idp: OidcProvider, portal_proxy_port: int) -> dict[str, Any]:
-    """A target's SSO: the test IdP, and the portal's completion URL allowed."""
+def _sso_config(
+    idp: OidcProvider, saml_idp: SamlIdp, portal_proxy_port: int
+) -> dict[str, Any]:
+    """A target's SSO: both test IdPs, and the portal's completion URL allowed."""
     completion = (
         f"http://127.0.0.1:{portal_proxy_port}/_synapse/client/login_redirect/complete"
     )
     return {
         "oidc_providers": [_oidc_provider(idp, "testidp")],
+        "saml2_config": {
+            "sp_config": {
+                "metadata": {"local": [str(saml_idp.metadata_path)]},
+                "allow_unknown_attributes": True,
+                "xmlsec_binary": "/usr/bin/xmlsec1",
+            },
+            "user_mapping_provider": {"config": {"mxid_source_attribute": "uid"}},
+        },
         "sso": {"client_whitelist": [completion]},
     }
 
@@ -224,8 +237,14 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
             "zed": {"department": "Nowhere"},
         }
     ).start()
+    saml_idp = SamlIdp(
+        {
+            "erin": {"email": [EMAILS["erin"]]},
+            "hugo": {"email": [EMAILS["hugo"]]},
+        }
+    ).start()
     portal_proxy_port = free_port()
-    sso = _oidc_config(idp, portal_proxy_port)
+    sso = _sso_config(idp, saml_idp, portal_proxy_port)
     eng = Homeserver("eng", workdir, module_config={}, extra_config=sso)
     hist = Homeserver(
         "hist",
@@ -305,8 +324,11 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
             ),
         },
     )
+    saml_idp.sp_metadata_urls = [
+        hs.url("/_synapse/client/saml2/metadata.xml") for hs in (eng, hist)
+    ]
     deployment = PortalDeployment(
-        eng, hist, portal, portal_proxy, slow, postgres_db, idp
+        eng, hist, portal, portal_proxy, slow, postgres_db, idp, saml_idp
     )
     start_all(deployment.all)
     try:
@@ -323,5 +345,6 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
         stop_all(deployment.all)
         slow.close()
         idp.stop()
+        saml_idp.stop()
         time.sleep(0.5)  # let PostgreSQL see the connections go
         drop_postgres_database(postgres_db)

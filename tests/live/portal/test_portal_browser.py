@@ -20,7 +20,12 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.live.conftest import PASSWORD
-from tests.live.portal.conftest import IDP_ID, PORTAL_IDP_ID, PortalDeployment
+from tests.live.portal.conftest import (
+    IDP_ID,
+    PORTAL_IDP_ID,
+    SAML_IDP_ID,
+    PortalDeployment,
+)
 
 pytestmark = pytest.mark.live
 
@@ -188,6 +193,7 @@ def test_sso_in_the_fallback_login_page(portals: PortalDeployment) -> None:
             page.click("#sso_form input[type=submit]")
             page.select_option("#department", "Engineering")
             page.click("#continue")
+            page.click(f"a[href*='idp={SAML_IDP_ID}']")  # eng's own IdP picker
             page.fill("#username", "erin")
             page.click("#login")
             page.wait_for_function("window.__login !== undefined", timeout=15000)

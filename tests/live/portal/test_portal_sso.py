@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit
 
 import pytest
@@ -20,6 +20,7 @@ from tests.live.harness import HttpResponse, http, postgres
 from tests.live.portal.conftest import (
     IDP_ID,
     PORTAL_IDP_ID,
+    SAML_IDP_ID,
     PortalDeployment,
     wait_for_log,
 )
@@ -41,7 +42,7 @@ def sso_start(portals: PortalDeployment, redirect_url: str, version: str = "v3")
     )
 
 
-def login_hint(portals: PortalDeployment, user: str) -> Any:
+def login_hint(portals: PortalDeployment, user: str) -> Callable[[str], str]:
     def rewrite(url: str) -> str:
         if url.startswith(portals.idp.issuer + "/authorize"):
             return f"{url}&login_hint={user}"
@@ -342,3 +343,33 @@ def test_bounce_from_another_browser_is_refused(portals: PortalDeployment) -> No
     thief = SsoClient().request("GET", bounce)
     assert thief.status == 403
     assert b"started in another browser" in thief.body
+
+
+def test_saml_sign_in_through_the_portal(portals: PortalDeployment) -> None:
+    """The same flow with the targets' SAML IdP (pysaml2, HTTP-POST binding)."""
+    client = SsoClient()
+    path = f"/_matrix/client/v3/login/sso/redirect/{SAML_IDP_ID}"
+    start = portals.portal_proxy.url(f"{path}?{urlencode({'redirectUrl': CLIENT})}")
+    realm = client.request("GET", start)
+    assert realm.status == 302, realm
+    form = {"redirectUrl": CLIENT, "idp": SAML_IDP_ID, "department": "Engineering"}
+    bounce = client.request("POST", portals.portal_proxy.url(REALM), form=form)
+    assert bounce.headers["location"].startswith(
+        portals.eng.url(f"/_matrix/client/v3/login/sso/redirect/{SAML_IDP_ID}?")
+    )
+    logins = len(portals.saml_idp.logins)
+    completion = client.follow(
+        bounce.headers["location"],
+        until=portals.portal_proxy.url(COMPLETE),
+        rewrite=lambda u: f"{u}&login_hint=erin" if "/sso?" in u else u,
+    )
+    assert portals.saml_idp.logins[logins:] == ["erin"]
+    final = client.request("GET", completion)
+    query = dict(parse_qsl(urlsplit(final.headers["location"]).query))
+    assert query["homeserver"] == portals.eng.base_url
+    login = token_login(portals, query["loginToken"])
+    assert login.status == 200, login
+    assert login.json()["user_id"] == "@erin:eng.test"
+    assert (
+        login.json()["well_known"]["m.homeserver"]["base_url"] == portals.eng.base_url
+    )

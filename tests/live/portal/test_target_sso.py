@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import pytest
 
 from tests.live.harness import http
-from tests.live.portal.conftest import IDP_ID, PortalDeployment
+from tests.live.portal.conftest import IDP_ID, SAML_IDP_ID, PortalDeployment
 from tests.live.portal.test_portal_sso import login_hint
 from tests.live.sso_client import SsoClient
 from tests.spec import validate_login_response
@@ -27,10 +27,15 @@ def _sign_in(portals: PortalDeployment, path: str, redirect_url: str) -> str:
     """Follow the target's SSO to Synapse's confirmation page; its link."""
     client = SsoClient()
     start = portals.eng.url(f"{path}?{urlencode({'redirectUrl': redirect_url})}")
+    hint = login_hint(portals, "erin")
+
+    def rewrite(url: str) -> str:
+        if "/_synapse/client/pick_idp?" in url and "idp=" not in url:
+            return f"{url}&idp={IDP_ID}"  # Synapse's IdP picker: choose OIDC
+        return hint(url)
+
     callback = client.follow(
-        start,
-        until=portals.eng.url("/_synapse/client/oidc/callback"),
-        rewrite=login_hint(portals, "erin"),
+        start, until=portals.eng.url("/_synapse/client/oidc/callback"), rewrite=rewrite
     )
     page = client.request("GET", callback)
     # client.test is not in eng's sso.client_whitelist: Synapse asks first.
@@ -84,4 +89,4 @@ def test_target_lists_sso_and_token_login(portals: PortalDeployment) -> None:
     types = [f["type"] for f in flows]
     assert "m.login.token" in types
     sso = next(f for f in flows if f["type"] == "m.login.sso")
-    assert [p["id"] for p in sso["identity_providers"]] == [IDP_ID]
+    assert [p["id"] for p in sso["identity_providers"]] == [IDP_ID, SAML_IDP_ID]
