@@ -15,6 +15,7 @@ from synapse_login_redirect.gateway import LoginGateway
 from synapse_login_redirect.oidc_mapping import OidcMappingProvider
 from synapse_login_redirect.pages import Pages
 from synapse_login_redirect.portal import Portal
+from synapse_login_redirect.saml_mapping import SamlMappingProvider
 from synapse_login_redirect.synapse_compat import (
     LOGIN_SERVLET,
     SSO_REDIRECT_SERVLET,
@@ -32,7 +33,7 @@ from synapse_login_redirect.target_role import (
 )
 from synapse_login_redirect.urls import normalise_base_url
 
-__all__ = ["LoginRedirect", "OidcMappingProvider"]
+__all__ = ["LoginRedirect", "OidcMappingProvider", "SamlMappingProvider"]
 
 logger = logging.getLogger(__name__)
 

@@ -72,6 +72,8 @@ COMPLETE_PATH = PAGES_PATH + "complete"
 BOUNCE_PATH = PAGES_PATH + "bounce"
 COOKIE_PREFIX = "login_redirect_sso_"
 LOGIN_TOKEN_PARAM = "loginToken"
+ATTRIBUTE_WAIT_STEPS = 20
+ATTRIBUTE_WAIT_SECONDS = 0.05
 
 # Routes a home-realm answer to a target name, or None if nothing places it.
 Router = Callable[[LoginSubject], Awaitable[str | None]]
@@ -239,9 +241,7 @@ class SsoPortal:
         user_id = await consume_login_token(self._api, login_token)
         attributes = None
         if user_id is not None:
-            for provider, remote_id in await external_ids_of(self._api, user_id):
-                if provider == pending.idp_id:
-                    attributes = await self._store.attributes_of(remote_id)
+            attributes = await self._attributes(user_id, pending.idp_id)
         localpart = _localpart(user_id)
         if attributes is None or localpart is None:
             self._pages.error(request, 403, "Sign-in failed", _UNKNOWN_SESSION)
@@ -264,6 +264,27 @@ class SsoPortal:
             return
         idp_id = self._config.portal_idps.get(pending.idp_id or "")
         self._to_target(request, target, idp_id, session_id)
+
+    async def _attributes(
+        self, user_id: str, idp_id: str | None
+    ) -> dict[str, list[str]] | None:
+        """What the portal's IdP said of the user at this sign-in.
+
+        SAML's mapping provider writes them in the background, so a missing
+        record is retried for up to a second.
+        """
+        remote_ids = [
+            remote_id
+            for provider, remote_id in await external_ids_of(self._api, user_id)
+            if provider == idp_id
+        ]
+        for _ in range(ATTRIBUTE_WAIT_STEPS):
+            for remote_id in remote_ids:
+                attributes = await self._store.attributes_of(remote_id)
+                if attributes is not None:
+                    return attributes
+            await self._api.sleep(ATTRIBUTE_WAIT_SECONDS)
+        return None
 
     def _refuse_failing(self, request: SynapseRequest, target: Target) -> bool:
         if not self._is_failing(target.name):

@@ -18,6 +18,7 @@ from synapse.api.auth.base import BaseAuth
 from synapse.api.errors import HttpResponseException, SynapseError
 from synapse.appservice import ApplicationService
 from synapse.handlers.oidc import JinjaOidcMappingProvider
+from synapse.handlers.saml import DefaultSamlMappingProvider, SamlConfig
 from synapse.http.server import UnrecognizedRequestResource
 from synapse.http.site import SynapseRequest
 from synapse.module_api import ModuleApi
@@ -27,6 +28,8 @@ from twisted.web.resource import EncodingResourceWrapper, Resource
 __all__ = [
     "HttpResponseException",  # raised by ModuleApi.http_client on non-2xx
     "JinjaOidcMappingProvider",  # Synapse's default OIDC mapping provider
+    "DefaultSamlMappingProvider",  # and SAML's, with its config class
+    "SamlConfig",
 ]
 
 # Synapse's own "nothing here" resource: the gateway subclasses it so that

@@ -192,6 +192,17 @@ def _oidc_provider(
     }
 
 
+def _saml_config(saml_idp: SamlIdp, mapping: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "sp_config": {
+            "metadata": {"local": [str(saml_idp.metadata_path)]},
+            "allow_unknown_attributes": True,
+            "xmlsec_binary": "/usr/bin/xmlsec1",
+        },
+        "user_mapping_provider": mapping,
+    }
+
+
 def _sso_config(
     idp: OidcProvider, saml_idp: SamlIdp, portal_proxy_port: int
 ) -> dict[str, Any]:
@@ -201,14 +212,9 @@ def _sso_config(
     )
     return {
         "oidc_providers": [_oidc_provider(idp, "testidp")],
-        "saml2_config": {
-            "sp_config": {
-                "metadata": {"local": [str(saml_idp.metadata_path)]},
-                "allow_unknown_attributes": True,
-                "xmlsec_binary": "/usr/bin/xmlsec1",
-            },
-            "user_mapping_provider": {"config": {"mxid_source_attribute": "uid"}},
-        },
+        "saml2_config": _saml_config(
+            saml_idp, {"config": {"mxid_source_attribute": "uid"}}
+        ),
         "sso": {"client_whitelist": [completion]},
     }
 
@@ -241,6 +247,8 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
         {
             "erin": {"email": [EMAILS["erin"]]},
             "hugo": {"email": [EMAILS["hugo"]]},
+            "ivy": {"department": ["History"]},
+            "zed": {"department": ["Nowhere"]},
         }
     ).start()
     portal_proxy_port = free_port()
@@ -284,6 +292,16 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
                     idp, "portalidp", "synapse_login_redirect.OidcMappingProvider"
                 )
             ],
+            "saml2_config": _saml_config(
+                saml_idp,
+                {
+                    "module": "synapse_login_redirect.SamlMappingProvider",
+                    "config": {
+                        "mxid_source_attribute": "uid",
+                        "routing_attributes": ["department"],
+                    },
+                },
+            ),
         },
         module_config={
             "base_cs_url": True,
@@ -319,13 +337,14 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
                 health_check_interval=1,
                 sso={
                     "departments": DEPARTMENTS,
-                    "portal_idps": {PORTAL_IDP_ID: IDP_ID},
+                    "portal_idps": {PORTAL_IDP_ID: IDP_ID, SAML_IDP_ID: SAML_IDP_ID},
                 },
             ),
         },
     )
     saml_idp.sp_metadata_urls = [
-        hs.url("/_synapse/client/saml2/metadata.xml") for hs in (eng, hist)
+        hs.url("/_synapse/client/saml2/metadata.xml")
+        for hs in (eng, hist, portal_proxy)
     ]
     deployment = PortalDeployment(
         eng, hist, portal, portal_proxy, slow, postgres_db, idp, saml_idp

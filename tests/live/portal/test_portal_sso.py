@@ -280,41 +280,60 @@ def test_login_token_is_not_in_the_portal_log(portals: PortalDeployment) -> None
     assert token.encode() not in portals.portal_proxy.log_path.read_bytes()
 
 
+def _any_login_hint(user: str) -> Callable[[str], str]:
+    """Sign in as ``user`` at whichever test IdP asks."""
+
+    def rewrite(url: str) -> str:
+        if "/authorize?" in url or "/sso?" in url:
+            return f"{url}&login_hint={user}"
+        return url
+
+    return rewrite
+
+
 def _via_portal_idp(
-    portals: PortalDeployment, client: SsoClient, user: str
+    portals: PortalDeployment, client: SsoClient, user: str, idp: str = PORTAL_IDP_ID
 ) -> HttpResponse:
     """Sign in at the portal's own IdP first; the answer of the bounce URL."""
-    path = f"/_matrix/client/v3/login/sso/redirect/{PORTAL_IDP_ID}"
+    path = f"/_matrix/client/v3/login/sso/redirect/{idp}"
     start = portals.portal_proxy.url(f"{path}?{urlencode({'redirectUrl': CLIENT})}")
     bounce = client.follow(
-        start,
-        until=portals.portal_proxy.url(BOUNCE),
-        rewrite=login_hint(portals, user),
+        start, until=portals.portal_proxy.url(BOUNCE), rewrite=_any_login_hint(user)
     )
     return client.request("GET", bounce)
 
 
 @pytest.mark.parametrize(
-    ("user", "target", "rule"),
-    [("ivy", "hist", "attribute department"), ("erin", "eng", "email domain")],
+    ("portal_idp", "target_idp", "user", "target", "rule"),
+    [
+        (PORTAL_IDP_ID, IDP_ID, "ivy", "hist", "OIDC claim department"),
+        (PORTAL_IDP_ID, IDP_ID, "erin", "eng", "email domain of the claim"),
+        (SAML_IDP_ID, SAML_IDP_ID, "ivy", "hist", "SAML attribute department"),
+        (SAML_IDP_ID, SAML_IDP_ID, "erin", "eng", "email domain of the attribute"),
+    ],
 )
 def test_portal_idp_login_is_routed_by_the_claims(
-    portals: PortalDeployment, user: str, target: str, rule: str
+    portals: PortalDeployment,
+    portal_idp: str,
+    target_idp: str,
+    user: str,
+    target: str,
+    rule: str,
 ) -> None:
     hs = portals.targets[target]
+    idp_logins = portals.idp.logins if target_idp == IDP_ID else portals.saml_idp.logins
     client = SsoClient()
-    bounce = _via_portal_idp(portals, client, user)
+    bounce = _via_portal_idp(portals, client, user, portal_idp)
     assert bounce.status == 302, bounce
     assert bounce.headers["location"].startswith(
-        hs.url(f"/_matrix/client/v3/login/sso/redirect/{IDP_ID}?")
+        hs.url(f"/_matrix/client/v3/login/sso/redirect/{target_idp}?")
     )
-    logins = len(portals.idp.logins)
+    logins = len(idp_logins)
     completion = client.follow(
-        bounce.headers["location"],
-        until=portals.portal_proxy.url(COMPLETE),
+        bounce.headers["location"], until=portals.portal_proxy.url(COMPLETE)
     )
     # The target's sign-in with the same IdP was silent (the IdP's session).
-    assert portals.idp.logins[logins:] == [user]
+    assert idp_logins[logins:] == [user]
     final = client.request("GET", completion)
     query = dict(parse_qsl(urlsplit(final.headers["location"]).query))
     assert query["homeserver"] == hs.base_url
@@ -324,8 +343,11 @@ def test_portal_idp_login_is_routed_by_the_claims(
     assert login.json()["well_known"]["m.homeserver"]["base_url"] == hs.base_url
 
 
-def test_portal_idp_answer_the_rules_cannot_place(portals: PortalDeployment) -> None:
-    answer = _via_portal_idp(portals, SsoClient(), "zed")
+@pytest.mark.parametrize("idp", [PORTAL_IDP_ID, SAML_IDP_ID])
+def test_portal_idp_answer_the_rules_cannot_place(
+    portals: PortalDeployment, idp: str
+) -> None:
+    answer = _via_portal_idp(portals, SsoClient(), "zed", idp)
     assert answer.status == 403
     assert b"cannot tell which homeserver" in answer.body
     assert "location" not in answer.headers
@@ -348,7 +370,7 @@ def test_bounce_from_another_browser_is_refused(portals: PortalDeployment) -> No
 def test_saml_sign_in_through_the_portal(portals: PortalDeployment) -> None:
     """The same flow with the targets' SAML IdP (pysaml2, HTTP-POST binding)."""
     client = SsoClient()
-    path = f"/_matrix/client/v3/login/sso/redirect/{SAML_IDP_ID}"
+    path = "/_matrix/client/v3/login/sso/redirect"
     start = portals.portal_proxy.url(f"{path}?{urlencode({'redirectUrl': CLIENT})}")
     realm = client.request("GET", start)
     assert realm.status == 302, realm
