@@ -227,17 +227,10 @@ class SsoPortal:
 
     async def bounce(self, request: SynapseRequest) -> None:
         """Back from the portal's own IdP: route the user's attributes."""
-        session_id = query_arg(request, "session")
-        login_token = query_arg(request, LOGIN_TOKEN_PARAM)
-        redact_arg_in_log(request, LOGIN_TOKEN_PARAM)
-        if session_id is None or login_token is None:
-            self._pages.error(request, 400, "Sign-in failed", _UNKNOWN_SESSION)
+        returned = await self._returned(request, self._store.pending_session)
+        if returned is None:
             return
-        pending = await self._store.pending_session(
-            session_id, self._cookie(request, session_id)
-        )
-        if self._refused(request, pending):
-            return
+        pending, session_id, login_token = returned
         user_id = await consume_login_token(self._api, login_token)
         attributes = None
         if user_id is not None:
@@ -337,6 +330,24 @@ class SsoPortal:
         logger.info("SSO sign-in %s goes to %s", session_id[:8], target.name)
         _redirect(request, location)
 
+    async def _returned(
+        self,
+        request: SynapseRequest,
+        check: Callable[[str, str | None], Awaitable[Completion]],
+    ) -> tuple[Completion, str, str] | None:
+        """A sign-in coming back with a session and a login token: the checked
+        session, its id and the token; None once an error page is sent."""
+        session_id = query_arg(request, "session")
+        login_token = query_arg(request, LOGIN_TOKEN_PARAM)
+        redact_arg_in_log(request, LOGIN_TOKEN_PARAM)
+        if session_id is None or login_token is None:
+            self._pages.error(request, 400, "Sign-in failed", _UNKNOWN_SESSION)
+            return None
+        checked = await check(session_id, self._cookie(request, session_id))
+        if self._refused(request, checked):
+            return None
+        return checked, session_id, login_token
+
     def _refused(self, request: SynapseRequest, checked: Completion) -> bool:
         if checked.refusal is None:
             return False
@@ -372,17 +383,10 @@ class SsoPortal:
 
     async def complete(self, request: SynapseRequest) -> None:
         """The target sent the browser back: pass the token on to the client."""
-        session_id = query_arg(request, "session")
-        login_token = query_arg(request, LOGIN_TOKEN_PARAM)
-        redact_arg_in_log(request, LOGIN_TOKEN_PARAM)
-        if session_id is None or login_token is None:
-            self._pages.error(request, 400, "Sign-in failed", _UNKNOWN_SESSION)
+        returned = await self._returned(request, self._store.complete_session)
+        if returned is None:
             return
-        completion = await self._store.complete_session(
-            session_id, self._cookie(request, session_id)
-        )
-        if self._refused(request, completion):
-            return
+        completion, session_id, login_token = returned
         assert completion.target is not None
         assert completion.client_redirect_url is not None
         target = self._targets.get(completion.target)
