@@ -122,8 +122,9 @@ class SsoPortal:
             sso_client_whitelist(api)
         ):
             raise ConfigError(
-                f"needs {self._bounce_url} in Synapse's sso.client_whitelist, so "
-                "that the portal's own sign-in comes back to it without asking",
+                f"synapse-login-redirect's portal.sso.portal_idps needs "
+                f"{self._bounce_url} in Synapse's sso.client_whitelist, so that "
+                "the portal's own sign-in comes back to it without asking",
                 ("portal", "sso", "portal_idps"),
             )
         api.register_web_resource(
