@@ -20,7 +20,8 @@ PYTHON = VENV / "bin" / "python"
 # The oldest Synapse we claim to support; keep in step with setup.cfg and tox.ini.
 SYNAPSE_MIN = "1.160.0"
 VENV_MIN = ROOT / ".venv-synapse-min"
-CHROMIUM = "/usr/bin/chromium"  # Debian's; tests/live/portal/test_portal_browser.py
+# Debian packages the tests use: the browser, and xmlsec1 for SAML signatures.
+DEBIAN_PACKAGES = {"chromium": "/usr/bin/chromium", "xmlsec1": "/usr/bin/xmlsec1"}
 
 
 def _run(*args: str | Path) -> None:
@@ -38,19 +39,22 @@ def _ensure_venv(path: Path, *requirements: str) -> Path:
     return python
 
 
-def _ensure_chromium() -> None:
-    """Debian's chromium, for the browser tests (needs root or sudo)."""
-    if Path(CHROMIUM).exists():
+def _ensure_debian_packages() -> None:
+    """Install the missing ones of DEBIAN_PACKAGES (needs root or sudo)."""
+    missing = [
+        name for name, path in DEBIAN_PACKAGES.items() if not Path(path).exists()
+    ]
+    if not missing:
         return
     sudo = [] if os.geteuid() == 0 else ["sudo"]
-    install = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+    install = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", *missing]
     if subprocess.run(install, check=False).returncode != 0:
         _run(*sudo, "apt-get", "update")
         _run(*install)
 
 
 def _test(pytest_args: list[str]) -> None:
-    _ensure_chromium()
+    _ensure_debian_packages()
     _run(PYTHON, "-m", "ruff", "check", ".")
     _run(PYTHON, "-m", "ruff", "format", "--check", ".")
     _run(PYTHON, "-m", "mypy")
