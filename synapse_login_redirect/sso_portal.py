@@ -45,15 +45,16 @@ from twisted.web.server import Request
 from synapse_login_redirect.config import PortalSsoConfig, Target
 from synapse_login_redirect.pages import Pages
 from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
-from synapse_login_redirect.request_body import query_arg, redact_arg_in_log
+from synapse_login_redirect.request_body import query_arg
 from synapse_login_redirect.routing import SELF, LoginSubject
-from synapse_login_redirect.sso_store import (
-    REFUSED_EXPIRED,
-    REFUSED_OTHER_BROWSER,
-    REFUSED_USED,
-    Completion,
-    SsoStore,
+from synapse_login_redirect.sso_sessions import (
+    LOGIN_TOKEN_PARAM,
+    PAGES_PATH,
+    REFUSALS,
+    UNKNOWN_SESSION,
+    BrowserSessions,
 )
+from synapse_login_redirect.sso_store import REFUSED_USED, SsoStore
 from synapse_login_redirect.synapse_compat import (
     consume_login_token,
     external_ids_of,
@@ -66,29 +67,15 @@ logger = logging.getLogger(__name__)
 SSO_REDIRECT_PATH = re.compile(
     rb"^/_matrix/client/(?:r0|v3|unstable)/login/sso/redirect(?:/(?P<idp>[^/]+))?$"
 )
-PAGES_PATH = "/_synapse/client/login_redirect/"
 REALM_PATH = PAGES_PATH + "realm"
 COMPLETE_PATH = PAGES_PATH + "complete"
 BOUNCE_PATH = PAGES_PATH + "bounce"
-COOKIE_PREFIX = "login_redirect_sso_"
-LOGIN_TOKEN_PARAM = "loginToken"
 ATTRIBUTE_WAIT_STEPS = 20
 ATTRIBUTE_WAIT_SECONDS = 0.05
 
 # Routes a home-realm answer to a target name, or None if nothing places it.
 Router = Callable[[LoginSubject], Awaitable[str | None]]
 
-_REFUSALS = {
-    REFUSED_EXPIRED: "This sign-in took too long. Please start again from your app.",
-    REFUSED_USED: "This sign-in link was already used. Please start again from your app.",
-    REFUSED_OTHER_BROWSER: (
-        "This sign-in was started in another browser. Please finish it in the "
-        "browser where you started, or start again from your app."
-    ),
-}
-_UNKNOWN_SESSION = (
-    "This sign-in link is not valid here. Please start again from your app."
-)
 _UNPLACED = (
     "We cannot tell which homeserver your account is on. Check what you "
     "typed, or ask your administrator."
@@ -115,7 +102,12 @@ class SsoPortal:
         self._policy = policy
         self._store = SsoStore(api)
         self._public_baseurl = api.public_baseurl.rstrip("/")
-        self._secure_cookie = self._public_baseurl.startswith("https://")
+        self._sessions = BrowserSessions(
+            self._store,
+            pages,
+            config.session_lifetime,
+            secure_cookie=self._public_baseurl.startswith("https://"),
+        )
         self._redirect_resource = cast(IResource, _SsoRedirect(self))
         self._bounce_url = self._public_baseurl + BOUNCE_PATH
         if config.portal_idps and not self._bounce_url.startswith(
@@ -161,7 +153,7 @@ class SsoPortal:
             idp_id = unquote(match.group("idp").decode("utf-8", "replace"))
             params["idp"] = idp_id
         if idp_id is not None and idp_id in self._config.portal_idps:
-            session = await self._start_session(request, None, idp_id, redirect_url)
+            session = await self._sessions.start(request, None, idp_id, redirect_url)
             bounce = f"{self._bounce_url}?" + urlencode({"session": session})
             own_sso = f"/_matrix/client/v3/login/sso/redirect/{quote(idp_id, safe='')}"
             _redirect(request, f"{own_sso}?" + urlencode({"redirectUrl": bounce}))
@@ -223,12 +215,12 @@ class SsoPortal:
         target = self._targets[target_name]
         if self._refuse_failing(request, target):
             return
-        session = await self._start_session(request, target, idp_id, redirect_url)
+        session = await self._sessions.start(request, target.name, idp_id, redirect_url)
         self._to_target(request, target, idp_id, session)
 
     async def bounce(self, request: SynapseRequest) -> None:
         """Back from the portal's own IdP: route the user's attributes."""
-        returned = await self._returned(request, self._store.pending_session)
+        returned = await self._sessions.returned(request, self._store.pending_session)
         if returned is None:
             return
         pending, session_id, login_token = returned
@@ -238,7 +230,7 @@ class SsoPortal:
             attributes = await self._attributes(user_id, pending.idp_id)
         localpart = _localpart(user_id)
         if attributes is None or localpart is None:
-            self._pages.error(request, 403, "Sign-in failed", _UNKNOWN_SESSION)
+            self._pages.error(request, 403, "Sign-in failed", UNKNOWN_SESSION)
             return
         emails = attributes.get("email")
         subject = LoginSubject(
@@ -254,7 +246,7 @@ class SsoPortal:
         if self._refuse_failing(request, target):
             return
         if not await self._store.set_target(session_id, target.name):
-            self._pages.error(request, 403, "Sign-in failed", _REFUSALS[REFUSED_USED])
+            self._pages.error(request, 403, "Sign-in failed", REFUSALS[REFUSED_USED])
             return
         idp_id = self._config.portal_idps.get(pending.idp_id or "")
         self._to_target(request, target, idp_id, session_id)
@@ -292,25 +284,6 @@ class SsoPortal:
         )
         return True
 
-    async def _start_session(
-        self,
-        request: SynapseRequest,
-        target: Target | None,
-        idp_id: str | None,
-        redirect_url: str,
-    ) -> str:
-        """A new session, bound to this browser by a cookie; its id."""
-        session = await self._store.start_session(
-            None if target is None else target.name,
-            idp_id,
-            redirect_url,
-            int(self._config.session_lifetime * 1000),
-        )
-        self._set_cookie(
-            request, session.session_id, session.nonce, self._config.session_lifetime
-        )
-        return session.session_id
-
     def _to_target(
         self,
         request: SynapseRequest,
@@ -330,37 +303,6 @@ class SsoPortal:
         )
         logger.info("SSO sign-in %s goes to %s", session_id[:8], target.name)
         _redirect(request, location)
-
-    async def _returned(
-        self,
-        request: SynapseRequest,
-        check: Callable[[str, str | None], Awaitable[Completion]],
-    ) -> tuple[Completion, str, str] | None:
-        """A sign-in coming back with a session and a login token: the checked
-        session, its id and the token; None once an error page is sent."""
-        session_id = query_arg(request, "session")
-        login_token = query_arg(request, LOGIN_TOKEN_PARAM)
-        redact_arg_in_log(request, LOGIN_TOKEN_PARAM)
-        if session_id is None or login_token is None:
-            self._pages.error(request, 400, "Sign-in failed", _UNKNOWN_SESSION)
-            return None
-        checked = await check(session_id, self._cookie(request, session_id))
-        if self._refused(request, checked):
-            return None
-        return checked, session_id, login_token
-
-    def _refused(self, request: SynapseRequest, checked: Completion) -> bool:
-        if checked.refusal is None:
-            return False
-        logger.info("SSO session refused: %s", checked.refusal)
-        message = _REFUSALS.get(checked.refusal, _UNKNOWN_SESSION)
-        self._pages.error(request, 403, "Sign-in failed", message)
-        return True
-
-    def _cookie(self, request: SynapseRequest, session_id: str) -> str | None:
-        name = (COOKIE_PREFIX + session_id).encode("utf-8")
-        cookie = request.getCookie(name)  # type: ignore[no-untyped-call]
-        return None if cookie is None else str(cookie.decode("ascii", "replace"))
 
     async def _place(self, request: SynapseRequest) -> tuple[str | None, str]:
         """The target for the realm form's answer, or None and what to say."""
@@ -384,7 +326,7 @@ class SsoPortal:
 
     async def complete(self, request: SynapseRequest) -> None:
         """The target sent the browser back: pass the token on to the client."""
-        returned = await self._returned(request, self._store.complete_session)
+        returned = await self._sessions.returned(request, self._store.complete_session)
         if returned is None:
             return
         completion, session_id, login_token = returned
@@ -392,11 +334,11 @@ class SsoPortal:
         assert completion.client_redirect_url is not None
         target = self._targets.get(completion.target)
         if target is None:  # removed from the config since the session began
-            self._pages.error(request, 403, "Sign-in failed", _UNKNOWN_SESSION)
+            self._pages.error(request, 403, "Sign-in failed", UNKNOWN_SESSION)
             return
         lifetime_ms = int(self._config.token_lifetime * 1000)
         await self._store.remember_token(login_token, target.name, lifetime_ms)
-        self._set_cookie(request, session_id, "", 0)
+        self._sessions.forget(request, session_id)
         client_url = completion.client_redirect_url
         final_url = add_query_params(
             client_url,
@@ -406,20 +348,6 @@ class SsoPortal:
             _redirect(request, final_url)
         else:
             self._pages.confirm(request, client_url, final_url, target.public_name)
-
-    def _set_cookie(
-        self, request: SynapseRequest, session_id: str, value: str, max_age: float
-    ) -> None:
-        """The cookie binding a session to this browser, sent only to our pages."""
-        request.addCookie(  # type: ignore[no-untyped-call]
-            COOKIE_PREFIX + session_id,
-            value,
-            path=PAGES_PATH,
-            max_age=str(int(max_age)),
-            secure=self._secure_cookie,
-            httpOnly=True,
-            sameSite="lax",
-        )
 
 
 def _redirect(request: SynapseRequest, location: str) -> None:

@@ -1,0 +1,110 @@
+"""One-time SSO sessions bound to the browser by a cookie (the SSO spec's CSRF TODO).
+
+A session starts at the portal and must come back, once and before it expires,
+to the portal's pages in the same browser: the cookie holds a nonce whose hash
+the database keeps. Refusals get an error page a user can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from synapse.module_api import SynapseRequest
+
+from synapse_login_redirect.pages import Pages
+from synapse_login_redirect.request_body import query_arg, redact_arg_in_log
+from synapse_login_redirect.sso_store import (
+    REFUSED_EXPIRED,
+    REFUSED_OTHER_BROWSER,
+    REFUSED_USED,
+    Completion,
+    SsoStore,
+)
+
+logger = logging.getLogger(__name__)
+
+PAGES_PATH = "/_synapse/client/login_redirect/"
+COOKIE_PREFIX = "login_redirect_sso_"
+LOGIN_TOKEN_PARAM = "loginToken"
+
+REFUSALS = {
+    REFUSED_EXPIRED: "This sign-in took too long. Please start again from your app.",
+    REFUSED_USED: "This sign-in link was already used. Please start again from your app.",
+    REFUSED_OTHER_BROWSER: (
+        "This sign-in was started in another browser. Please finish it in the "
+        "browser where you started, or start again from your app."
+    ),
+}
+UNKNOWN_SESSION = (
+    "This sign-in link is not valid here. Please start again from your app."
+)
+
+# A store method checking a session: (session id, cookie nonce) -> the outcome.
+SessionCheck = Callable[[str, str | None], Awaitable[Completion]]
+
+
+class BrowserSessions:
+    def __init__(
+        self, store: SsoStore, pages: Pages, lifetime: float, secure_cookie: bool
+    ) -> None:
+        self._store = store
+        self._pages = pages
+        self._lifetime = lifetime
+        self._secure_cookie = secure_cookie
+
+    async def start(
+        self,
+        request: SynapseRequest,
+        target: str | None,
+        idp_id: str | None,
+        redirect_url: str,
+    ) -> str:
+        """A new session, bound to this browser by a cookie; its id."""
+        session = await self._store.start_session(
+            target, idp_id, redirect_url, int(self._lifetime * 1000)
+        )
+        self._set_cookie(request, session.session_id, session.nonce, self._lifetime)
+        return session.session_id
+
+    async def returned(
+        self, request: SynapseRequest, check: SessionCheck
+    ) -> tuple[Completion, str, str] | None:
+        """A sign-in coming back with a session and a login token: the checked
+        session, its id and the token; None once an error page is sent."""
+        session_id = query_arg(request, "session")
+        login_token = query_arg(request, LOGIN_TOKEN_PARAM)
+        redact_arg_in_log(request, LOGIN_TOKEN_PARAM)
+        if session_id is None or login_token is None:
+            self._pages.error(request, 400, "Sign-in failed", UNKNOWN_SESSION)
+            return None
+        checked = await check(session_id, self._nonce(request, session_id))
+        if checked.refusal is not None:
+            logger.info("SSO session refused: %s", checked.refusal)
+            message = REFUSALS.get(checked.refusal, UNKNOWN_SESSION)
+            self._pages.error(request, 403, "Sign-in failed", message)
+            return None
+        return checked, session_id, login_token
+
+    def forget(self, request: SynapseRequest, session_id: str) -> None:
+        """Drop the session's cookie from the browser."""
+        self._set_cookie(request, session_id, "", 0)
+
+    def _nonce(self, request: SynapseRequest, session_id: str) -> str | None:
+        name = (COOKIE_PREFIX + session_id).encode("utf-8")
+        cookie = request.getCookie(name)  # type: ignore[no-untyped-call]
+        return None if cookie is None else str(cookie.decode("ascii", "replace"))
+
+    def _set_cookie(
+        self, request: SynapseRequest, session_id: str, value: str, max_age: float
+    ) -> None:
+        """HttpOnly, SameSite=Lax, sent only to the portal's SSO pages."""
+        request.addCookie(  # type: ignore[no-untyped-call]
+            COOKIE_PREFIX + session_id,
+            value,
+            path=PAGES_PATH,
+            max_age=str(int(max_age)),
+            secure=self._secure_cookie,
+            httpOnly=True,
+            sameSite="lax",
+        )
