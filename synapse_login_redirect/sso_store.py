@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attr
 from synapse.module_api import LoggingTransaction, ModuleApi
@@ -110,19 +110,21 @@ class SsoStore:
 
     async def complete_session(self, session_id: str, nonce: str | None) -> Completion:
         """Use a session once, from the browser holding its cookie nonce."""
-        return await self._tables.run(
-            "login_redirect_complete_sso",
-            _complete_session,
-            session_id,
-            None if nonce is None else _hash(nonce),
-            self._tables.now_ms(),
-        )
+        return await self._check(_complete_session, session_id, nonce)
 
     async def pending_session(self, session_id: str, nonce: str | None) -> Completion:
         """A session still waiting for its target (after the portal's own IdP)."""
+        return await self._check(_pending_session, session_id, nonce)
+
+    async def _check(
+        self,
+        check: Callable[[LoggingTransaction, str, str | None, int], Completion],
+        session_id: str,
+        nonce: str | None,
+    ) -> Completion:
         return await self._tables.run(
-            "login_redirect_pending_sso",
-            _pending_session,
+            "login_redirect_check_sso",
+            check,
             session_id,
             None if nonce is None else _hash(nonce),
             self._tables.now_ms(),

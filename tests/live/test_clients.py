@@ -15,10 +15,11 @@ from tests.live.conftest import PASSWORD, Deployment
 pytestmark = pytest.mark.live
 
 
-def test_mautrix_follows_well_known_and_works_there(deployment: Deployment) -> None:
+def mautrix_login(user_id: str, base_url: str) -> tuple[str, str]:
+    """mautrix's password login with update_hs_url: the URL it ends on, and whoami."""
+
     async def scenario() -> tuple[str, str]:
-        hs = deployment.target
-        client = Client(mxid=UserID(f"@alice:{hs.server_name}"), base_url=hs.base_url)
+        client = Client(mxid=UserID(user_id), base_url=base_url)
         try:
             await client.login(password=PASSWORD, update_hs_url=True)
             # mautrix 0.21 stores the new base URL as a str, while the rest of
@@ -30,9 +31,14 @@ def test_mautrix_follows_well_known_and_works_there(deployment: Deployment) -> N
         finally:
             await client.api.session.close()
 
-    base_url, user_id = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_mautrix_follows_well_known_and_works_there(deployment: Deployment) -> None:
+    hs = deployment.target
+    base_url, user_id = mautrix_login(f"@alice:{hs.server_name}", hs.base_url)
     assert base_url == deployment.advertised_target_url
-    assert user_id == f"@alice:{deployment.target.server_name}"
+    assert user_id == f"@alice:{hs.server_name}"
 
 
 def test_matrix_nio_logs_in_unaffected(deployment: Deployment) -> None:

@@ -5,30 +5,17 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from mautrix.client import Client
-from mautrix.types import UserID
 from nio import AsyncClient, LoginResponse
-from yarl import URL
 
 from tests.live.conftest import PASSWORD
 from tests.live.portal.conftest import PortalDeployment
+from tests.live.test_clients import mautrix_login
 
 pytestmark = pytest.mark.live
 
 
 def test_mautrix_follows_the_307_and_the_well_known(portals: PortalDeployment) -> None:
-    async def scenario() -> tuple[str, str]:
-        client = Client(mxid=UserID("@erin:eng.test"), base_url=portals.portal.base_url)
-        try:
-            await client.login(password=PASSWORD, update_hs_url=True)
-            # mautrix 0.21 stores the new base URL as a str; see test_clients.py.
-            client.api.base_url = URL(str(client.api.base_url))
-            whoami = await client.whoami()
-            return str(client.api.base_url), whoami.user_id
-        finally:
-            await client.api.session.close()
-
-    base_url, user_id = asyncio.run(scenario())
+    base_url, user_id = mautrix_login("@erin:eng.test", portals.portal.base_url)
     assert base_url == portals.eng.base_url
     assert user_id == "@erin:eng.test"
 
