@@ -16,11 +16,8 @@ import time
 import tracemalloc
 from collections.abc import Callable, Sequence
 
-from synapse_login_redirect.routing import (
-    LoginSubject,
-    RoutingEngine,
-    parse_routing,
-)
+from synapse_login_redirect.routing import LoginSubject, RoutingEngine
+from synapse_login_redirect.routing_config import parse_routing
 
 TARGETS = ("eng", "hist", "phys", "bio")
 Case = tuple[LoginSubject, str | None]

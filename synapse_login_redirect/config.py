@@ -20,11 +20,8 @@ from synapse_login_redirect.appservice_login import (
     AppserviceLoginConfig,
 )
 from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
-from synapse_login_redirect.routing import (
-    RoutingConfigError,
-    RoutingEngine,
-    parse_routing,
-)
+from synapse_login_redirect.routing import RoutingEngine
+from synapse_login_redirect.routing_config import RoutingConfigError, parse_routing
 from synapse_login_redirect.urls import host_of, normalise_base_url
 
 _TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")

@@ -18,12 +18,11 @@ from synapse_login_redirect.routing import (
     Decision,
     LoginSubject,
     MemoryAssignmentStore,
-    RoutingConfigError,
     RoutingEngine,
     WeightedPool,
-    parse_routing,
     route,
 )
+from synapse_login_redirect.routing_config import RoutingConfigError, parse_routing
 
 TARGETS = ("eng", "hist", "phys")
 KNOWN = "eng, hist, phys, self"
