@@ -20,8 +20,16 @@ PYTHON = VENV / "bin" / "python"
 # The oldest Synapse we claim to support; keep in step with setup.cfg and tox.ini.
 SYNAPSE_MIN = "1.160.0"
 VENV_MIN = ROOT / ".venv-synapse-min"
-# Debian packages the tests use: the browser, and xmlsec1 for SAML signatures.
-DEBIAN_PACKAGES = {"chromium": "/usr/bin/chromium", "xmlsec1": "/usr/bin/xmlsec1"}
+# Debian packages the tests use: the browser, xmlsec1 for SAML signatures, and
+# Node.js for matrix-js-sdk.
+DEBIAN_PACKAGES = {
+    "chromium": "/usr/bin/chromium",
+    "xmlsec1": "/usr/bin/xmlsec1",
+    "nodejs": "/usr/bin/node",
+    "npm": "/usr/bin/npm",
+}
+# The npm project of the matrix-js-sdk tests.
+JS_TESTS = ROOT / "tests" / "live" / "js"
 
 
 def _run(*args: str | Path) -> None:
@@ -55,6 +63,7 @@ def _ensure_debian_packages() -> None:
 
 def _test(pytest_args: list[str]) -> None:
     _ensure_debian_packages()
+    _run("npm", "ci", "--prefix", JS_TESTS, "--no-audit", "--no-fund", "--quiet")
     _run(PYTHON, "-m", "ruff", "check", ".")
     _run(PYTHON, "-m", "ruff", "format", "--check", ".")
     _run(PYTHON, "-m", "mypy")
