@@ -19,9 +19,10 @@ from synapse_login_redirect.appservice_login import (
     ERRORS_SYNAPSE,
     AppserviceLoginConfig,
 )
+from synapse_login_redirect.config_checks import checked_mapping
 from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
 from synapse_login_redirect.routing import RoutingEngine
-from synapse_login_redirect.routing_config import RoutingConfigError, parse_routing
+from synapse_login_redirect.routing_config import parse_routing
 from synapse_login_redirect.urls import host_of, normalise_base_url
 
 _TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -132,7 +133,7 @@ def parse_config(raw: Any) -> LoginRedirectConfig:
     """Build the configuration from the module's ``config:`` block."""
     if raw is None:
         raw = {}
-    top = _mapping(raw, (), _TOP_LEVEL_KEYS)
+    top = checked_mapping(raw, (), _TOP_LEVEL_KEYS)
     targets = _targets(top.get("targets"), ("targets",))
     return LoginRedirectConfig(
         base_url=_optional_url(top, "base_url", ()),
@@ -151,7 +152,7 @@ def parse_config(raw: Any) -> LoginRedirectConfig:
 def _redirect_url(raw: Any, path: tuple[str, ...]) -> RedirectUrlPolicy:
     if raw is None:
         return RedirectUrlPolicy()
-    settings = _mapping(raw, path, _REDIRECT_URL_KEYS)
+    settings = checked_mapping(raw, path, _REDIRECT_URL_KEYS)
     prefixes = settings.get("allowed_prefixes", [])
     if not isinstance(prefixes, list) or not all(
         isinstance(p, str) and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", p)
@@ -173,7 +174,7 @@ def _portal_sso(
 ) -> PortalSsoConfig | None:
     if raw is None:
         return None
-    settings = _mapping(raw, path, _SSO_KEYS)
+    settings = checked_mapping(raw, path, _SSO_KEYS)
     departments = settings.get("departments", {})
     if not isinstance(departments, Mapping):
         raise ConfigError(
@@ -220,12 +221,9 @@ def _portal(
 ) -> PortalConfig | None:
     if raw is None:
         return None
-    settings = _mapping(raw, path, _PORTAL_KEYS)
+    settings = checked_mapping(raw, path, _PORTAL_KEYS)
     routing = {k: settings[k] for k in ("rules", "pool") if k in settings}
-    try:
-        engine = parse_routing(routing, targets, path)
-    except RoutingConfigError as e:
-        raise ConfigError(str(e), e.path) from None
+    engine = parse_routing(routing, targets, path)
     message = settings.get("unplaced_message", DEFAULT_UNPLACED_MESSAGE)
     if not isinstance(message, str) or not message.strip():
         raise ConfigError(
@@ -270,7 +268,7 @@ def _seconds(
 def _appservice_login(raw: Any, path: tuple[str, ...]) -> AppserviceLoginConfig:
     if raw is None:
         return AppserviceLoginConfig()
-    settings = _mapping(raw, path, _APPSERVICE_LOGIN_KEYS)
+    settings = checked_mapping(raw, path, _APPSERVICE_LOGIN_KEYS)
     types = settings.get("types", list(APPSERVICE_TYPES))
     if not isinstance(types, list) or not all(t in APPSERVICE_TYPES for t in types):
         raise ConfigError(
@@ -307,7 +305,7 @@ def _targets(raw: Any, path: tuple[str, ...]) -> dict[str, Target]:
                 f"reserved names are: {', '.join(sorted(RESERVED_TARGET_NAMES))}",
                 here,
             )
-        settings = _mapping(value, here, _TARGET_KEYS)
+        settings = checked_mapping(value, here, _TARGET_KEYS)
         base_url = _optional_url(settings, "base_url", here)
         if base_url is None:
             raise ConfigError(
@@ -335,22 +333,6 @@ def _targets(raw: Any, path: tuple[str, ...]) -> dict[str, Target]:
             public_name=public_name,
         )
     return targets
-
-
-def _mapping(
-    raw: Any, path: tuple[str, ...], allowed: tuple[str, ...]
-) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(
-            f"must be a mapping with the keys: {', '.join(allowed)}", path
-        )
-    for key in raw:
-        if key not in allowed:
-            raise ConfigError(
-                f"unknown key {key!r}; allowed keys are: {', '.join(allowed)}",
-                (*path, str(key)),
-            )
-    return raw
 
 
 def _optional_url(

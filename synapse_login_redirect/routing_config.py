@@ -1,6 +1,6 @@
 """Parsing the ``routing`` config (``rules`` and ``pool``) into a RoutingEngine.
 
-No Synapse imports; ``config`` turns RoutingConfigError into Synapse's ConfigError.
+Mistakes raise Synapse's ``ConfigError`` with the key path and what is allowed.
 """
 
 from __future__ import annotations
@@ -9,6 +9,9 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from synapse.module_api.errors import ConfigError
+
+from synapse_login_redirect.config_checks import checked_mapping
 from synapse_login_redirect.directory import (
     Directory,
     DirectoryError,
@@ -26,16 +29,7 @@ from synapse_login_redirect.routing import (
     WeightedPool,
 )
 
-__all__ = ["RoutingConfigError", "parse_routing"]
-
-
-class RoutingConfigError(Exception):
-    """A mistake in the routing config at key ``path``; ``msg`` says what is allowed."""
-
-    def __init__(self, msg: str, path: tuple[str, ...] = ()) -> None:
-        super().__init__(msg)
-        self.msg = msg
-        self.path = path
+__all__ = ["parse_routing"]
 
 
 _TOP_KEYS = ("rules", "pool")
@@ -52,10 +46,10 @@ def parse_routing(
     """Build the engine from ``{rules: [...], pool: {...}}`` (None means empty).
 
     ``known_targets`` are the configured target names (``self`` is added);
-    ``path`` prefixes the key paths of errors. Raises RoutingConfigError.
+    ``path`` prefixes the key paths of errors. Raises ConfigError.
     """
     known = frozenset(known_targets) | {SELF}
-    top = _mapping({} if raw is None else raw, path, _TOP_KEYS)
+    top = checked_mapping({} if raw is None else raw, path, _TOP_KEYS)
     rules = _rules(top.get("rules"), (*path, "rules"), known)
     pool = _pool(top.get("pool"), (*path, "pool"), known)
     return RoutingEngine(rules, pool, known)
@@ -65,7 +59,7 @@ def _rules(raw: Any, path: tuple[str, ...], known: frozenset[str]) -> list[Rule]
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise RoutingConfigError(
+        raise ConfigError(
             f"must be a list of rules, each with one of: {', '.join(_RULE_KINDS)}",
             path,
         )
@@ -73,11 +67,11 @@ def _rules(raw: Any, path: tuple[str, ...], known: frozenset[str]) -> list[Rule]
 
 
 def _rule(raw: Any, path: tuple[str, ...], known: frozenset[str]) -> Rule:
-    spec = _mapping(raw, path, _RULE_KEYS)
+    spec = checked_mapping(raw, path, _RULE_KEYS)
     kinds = [kind for kind in _RULE_KINDS if kind in spec]
     if len(kinds) != 1:
         given = f"has {' and '.join(kinds)}" if kinds else "has none"
-        raise RoutingConfigError(
+        raise ConfigError(
             f"a rule has exactly one of: {', '.join(_RULE_KINDS)}; this one {given}",
             path,
         )
@@ -85,7 +79,7 @@ def _rule(raw: Any, path: tuple[str, ...], known: frozenset[str]) -> Rule:
     here = (*path, kind)
     if kind == "directory":
         if "target" in spec:
-            raise RoutingConfigError(
+            raise ConfigError(
                 "is not allowed in a directory rule: the directory file names "
                 "each user's target",
                 (*path, "target"),
@@ -106,13 +100,13 @@ def _rule(raw: Any, path: tuple[str, ...], known: frozenset[str]) -> Rule:
 
 def _target(raw: Any, path: tuple[str, ...], known: frozenset[str]) -> str:
     if raw is None:
-        raise RoutingConfigError(
+        raise ConfigError(
             f"is required: the target of the users this rule matches; "
             f"known targets are: {', '.join(sorted(known))}",
             path,
         )
     if not isinstance(raw, str) or raw not in known:
-        raise RoutingConfigError(_unknown_target(raw, known), path)
+        raise ConfigError(_unknown_target(raw, known), path)
     return raw
 
 
@@ -126,11 +120,11 @@ def _names(
     """A string or a non-empty list of strings matching ``pattern``, lower-cased."""
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items:
-        raise RoutingConfigError(f"must be {what}, or a list of them", path)
+        raise ConfigError(f"must be {what}, or a list of them", path)
     for i, item in enumerate(items):
         if not isinstance(item, str) or not pattern.fullmatch(item):
             here = path if isinstance(raw, str) else (*path, str(i))
-            raise RoutingConfigError(f"must be {what}, not {item!r}", here)
+            raise ConfigError(f"must be {what}, not {item!r}", here)
     return tuple(item.lower() for item in items)
 
 
@@ -145,15 +139,15 @@ def _email_domain_rule(raw: Any, path: tuple[str, ...], target: str) -> Rule:
 
 
 def _attribute_rule(raw: Any, path: tuple[str, ...], target: str) -> Rule:
-    spec = _mapping(raw, path, _ATTRIBUTE_KEYS)
+    spec = checked_mapping(raw, path, _ATTRIBUTE_KEYS)
     name = spec.get("name")
     if not isinstance(name, str) or not name:
-        raise RoutingConfigError(
+        raise ConfigError(
             "is required: the SAML attribute or OIDC claim, e.g. department",
             (*path, "name"),
         )
     if ("equals" in spec) == ("matches" in spec):
-        raise RoutingConfigError(
+        raise ConfigError(
             "needs exactly one of: equals (a string), matches (a regular expression)",
             path,
         )
@@ -162,7 +156,7 @@ def _attribute_rule(raw: Any, path: tuple[str, ...], target: str) -> Rule:
         return AttributeRule(name, target, matches=regex)
     equals = spec["equals"]
     if not isinstance(equals, str):
-        raise RoutingConfigError(
+        raise ConfigError(
             f"must be a string (quote numbers), not {equals!r}", (*path, "equals")
         )
     return AttributeRule(name, target, equals=equals)
@@ -170,61 +164,39 @@ def _attribute_rule(raw: Any, path: tuple[str, ...], target: str) -> Rule:
 
 def _regex(raw: Any, path: tuple[str, ...], flags: int) -> re.Pattern[str]:
     if not isinstance(raw, str):
-        raise RoutingConfigError(
-            f"must be a regular expression string, not {raw!r}", path
-        )
+        raise ConfigError(f"must be a regular expression string, not {raw!r}", path)
     try:
         return re.compile(raw, flags)
     except re.error as e:
-        raise RoutingConfigError(
-            f"invalid regular expression {raw!r}: {e}", path
-        ) from None
+        raise ConfigError(f"invalid regular expression {raw!r}: {e}", path) from None
 
 
 def _directory(raw: Any, path: tuple[str, ...], known: frozenset[str]) -> Directory:
     if not isinstance(raw, str) or not raw:
-        raise RoutingConfigError(
-            f"must be the path of a directory file, not {raw!r}", path
-        )
+        raise ConfigError(f"must be the path of a directory file, not {raw!r}", path)
     try:
         return load_directory(raw, known)
     except OSError as e:
-        raise RoutingConfigError(f"cannot read {raw}: {e.strerror}", path) from None
+        raise ConfigError(f"cannot read {raw}: {e.strerror}", path) from None
     except DirectoryError as e:
-        raise RoutingConfigError(f"{raw}: {e}", path) from None
+        raise ConfigError(f"{raw}: {e}", path) from None
 
 
 def _pool(raw: Any, path: tuple[str, ...], known: frozenset[str]) -> WeightedPool:
     if raw is None:
         return WeightedPool({})
     if not isinstance(raw, Mapping):
-        raise RoutingConfigError(
+        raise ConfigError(
             "must be a mapping of target name to weight, e.g. {eng: 2, hist: 1}",
             path,
         )
     for name, weight in raw.items():
         here = (*path, str(name))
         if name not in known:
-            raise RoutingConfigError(_unknown_target(name, known), here)
+            raise ConfigError(_unknown_target(name, known), here)
         if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
-            raise RoutingConfigError(
+            raise ConfigError(
                 f"must be a whole number >= 0 (0 takes no new users), not {weight!r}",
                 here,
             )
     return WeightedPool(raw)
-
-
-def _mapping(
-    raw: Any, path: tuple[str, ...], allowed: tuple[str, ...]
-) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise RoutingConfigError(
-            f"must be a mapping with the keys: {', '.join(allowed)}", path
-        )
-    for key in raw:
-        if key not in allowed:
-            raise RoutingConfigError(
-                f"unknown key {key!r}; allowed keys are: {', '.join(allowed)}",
-                (*path, str(key)),
-            )
-    return raw

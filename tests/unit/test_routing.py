@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from synapse.module_api.errors import ConfigError
 
 from synapse_login_redirect.routing import (
     Decision,
@@ -22,7 +23,7 @@ from synapse_login_redirect.routing import (
     WeightedPool,
     route,
 )
-from synapse_login_redirect.routing_config import RoutingConfigError, parse_routing
+from synapse_login_redirect.routing_config import parse_routing
 
 TARGETS = ("eng", "hist", "phys")
 KNOWN = "eng, hist, phys, self"
@@ -506,14 +507,13 @@ RULE_KEYS = "server_name, localpart, email_domain, attribute, directory"
     ],
 )
 def test_config_errors(raw: Any, path: tuple[str, ...], message: str) -> None:
-    with pytest.raises(RoutingConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_routing(raw, TARGETS)
     assert (info.value.path, info.value.msg) == (path, message)
-    assert str(info.value) == message
 
 
 def test_config_error_paths_start_with_the_given_prefix() -> None:
-    with pytest.raises(RoutingConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_routing({"pool": {"eng": -1}}, TARGETS, path=("routing",))
     assert info.value.path == ("routing", "pool", "eng")
 
@@ -521,7 +521,7 @@ def test_config_error_paths_start_with_the_given_prefix() -> None:
 def test_bad_directory_file_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "directory.tsv"
     path.write_text("alice eng\nbob nope\n", encoding="utf-8")
-    with pytest.raises(RoutingConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_routing({"rules": [{"directory": str(path)}]}, TARGETS)
     assert info.value.path == ("rules", "0", "directory")
     assert info.value.msg == (

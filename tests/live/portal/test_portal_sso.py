@@ -235,11 +235,13 @@ def test_refused_redirect_url_gets_an_error_page(
     assert reason in answer.body
 
 
+@pytest.mark.parametrize("server", ["portal_proxy", "eng"])
 def test_missing_redirect_url_keeps_synapse_own_error(
-    portals: PortalDeployment,
+    portals: PortalDeployment, server: str
 ) -> None:
+    """At the portal (which serves the endpoint itself) and at a target."""
     path = f"/_matrix/client/v3/login/sso/redirect/{IDP_ID}"
-    answer = http("GET", portals.portal_proxy.url(path))
+    answer = http("GET", getattr(portals, server).url(path))
     assert answer.status == 400
     assert answer.json()["errcode"] == "M_MISSING_PARAM"
 

@@ -90,12 +90,3 @@ def test_target_lists_sso_and_token_login(portals: PortalDeployment) -> None:
     assert "m.login.token" in types
     sso = next(f for f in flows if f["type"] == "m.login.sso")
     assert [p["id"] for p in sso["identity_providers"]] == [IDP_ID, SAML_IDP_ID]
-
-
-def test_target_keeps_synapse_error_for_missing_redirect_url(
-    portals: PortalDeployment,
-) -> None:
-    path = f"/_matrix/client/v3/login/sso/redirect/{IDP_ID}"
-    answer = http("GET", portals.eng.url(path))
-    assert answer.status == 400
-    assert answer.json()["errcode"] == "M_MISSING_PARAM"
