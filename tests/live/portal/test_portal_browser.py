@@ -203,16 +203,19 @@ def test_sso_in_the_fallback_login_page(portals: PortalDeployment) -> None:
     assert result == {"user": "@erin:eng.test", "homeserver": portals.eng.base_url}
 
 
+@pytest.mark.parametrize("idp", [PORTAL_IDP_ID, SAML_IDP_ID])
 def test_sso_with_the_portals_own_idp_in_the_browser(
-    portals: PortalDeployment, client_origin: str
+    portals: PortalDeployment, client_origin: str, idp: str
 ) -> None:
-    """Sign in at the portal's IdP; routed by a claim; silent sign-in at the target."""
+    """Sign in at the portal's IdP (OIDC or SAML); routed by a claim or an
+    attribute; a silent sign-in at the target with the same IdP."""
     portal = portals.portal_proxy.base_url
     start = (
-        f"{portal}/_matrix/client/v3/login/sso/redirect/{PORTAL_IDP_ID}"
+        f"{portal}/_matrix/client/v3/login/sso/redirect/{idp}"
         f"?redirectUrl={client_origin}/cb"
     )
-    logins = len(portals.idp.logins)
+    idp_logins = portals.idp.logins if idp == PORTAL_IDP_ID else portals.saml_idp.logins
+    logins = len(idp_logins)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM)
         try:
@@ -224,7 +227,7 @@ def test_sso_with_the_portals_own_idp_in_the_browser(
             result = page.evaluate("(portal) => finishSso(portal)", portal)
         finally:
             browser.close()
-    assert portals.idp.logins[logins:] == ["ivy", "ivy"]  # the second one silent
+    assert idp_logins[logins:] == ["ivy", "ivy"]  # the second one silent
     assert result == {
         "msc1731Homeserver": portals.hist.base_url,
         "homeserver": portals.hist.base_url,
