@@ -12,6 +12,7 @@ from synapse_login_redirect.appservice_login import UNSTABLE_TYPE, AppserviceLog
 from synapse_login_redirect.config import LoginRedirectConfig, parse_config
 from synapse_login_redirect.fallback_login import fallback_script_override
 from synapse_login_redirect.gateway import LoginGateway
+from synapse_login_redirect.login_input import check_login_input
 from synapse_login_redirect.oidc_mapping import OidcMappingProvider
 from synapse_login_redirect.pages import Pages
 from synapse_login_redirect.portal import Portal
@@ -51,7 +52,7 @@ class LoginRedirect:
             base_cs_url=config.base_cs_url,
         )
         pages = Pages(api)
-        interceptors: list[Interceptor] = []
+        interceptors: list[Interceptor] = [check_login_input]
         portal = None
         if config.portal is not None:
             portal = Portal(

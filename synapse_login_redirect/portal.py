@@ -179,8 +179,14 @@ def subject_of(body: Mapping[str, Any]) -> LoginSubject | None:
 
     Reads ``identifier`` (``m.id.user``, or ``m.id.thirdparty`` with medium
     ``email``) or the deprecated top-level ``user`` / ``medium`` + ``address``.
-    None when the body names nobody the portal can route.
+    None when the body names nobody the portal can route, or nobody who
+    could exist (``LoginSubject.is_plausible``).
     """
+    subject = _named_subject(body)
+    return subject if subject is not None and subject.is_plausible() else None
+
+
+def _named_subject(body: Mapping[str, Any]) -> LoginSubject | None:
     identifier = body.get("identifier")
     if identifier is None:
         identifier = _legacy_identifier(body)
@@ -189,11 +195,11 @@ def subject_of(body: Mapping[str, Any]) -> LoginSubject | None:
     kind = identifier.get("type")
     if kind == "m.id.user":
         user = identifier.get("user")
-        if isinstance(user, str) and user.strip():
+        if isinstance(user, str):
             return LoginSubject.from_user(user.strip())
     elif kind == "m.id.thirdparty" and identifier.get("medium") == "email":
         address = identifier.get("address")
-        if isinstance(address, str) and "@" in address:
+        if isinstance(address, str):
             return LoginSubject(email=address.strip())
     return None
 

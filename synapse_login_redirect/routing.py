@@ -121,6 +121,39 @@ class LoginSubject:
         """The key of the user's pool assignment: localpart, else email."""
         return self.localpart if self.localpart is not None else self.email
 
+    def is_plausible(self) -> bool:
+        """Whether it could name a user: a Matrix ID (localpart, at most 255
+        bytes in all) or an email address (at most 254 bytes), no spaces.
+
+        The portal routes (and remembers) only plausible subjects.
+        """
+        if self.localpart is not None:
+            mxid = self.mxid or f"@{self.localpart}:"
+            return (
+                _plausible(self.localpart, 255)
+                and not self.localpart.startswith("@")
+                and ":" not in self.localpart
+                and (self.server_name is None or _plausible(self.server_name, 255))
+                and len(mxid.encode("utf-8")) <= 255
+            )
+        if self.email is not None:
+            local, _, domain = self.email.rpartition("@")
+            return (
+                _plausible(self.email, 254)
+                and _plausible(local, 254)
+                and _plausible(domain, 254)
+            )
+        return False
+
+
+def _plausible(text: str, max_bytes: int) -> bool:
+    """Non-empty, at most ``max_bytes`` in UTF-8, no whitespace or controls."""
+    return (
+        0 < len(text.encode("utf-8")) <= max_bytes
+        and text.isprintable()
+        and not any(c.isspace() for c in text)
+    )
+
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Decision:

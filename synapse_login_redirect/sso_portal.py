@@ -319,6 +319,8 @@ class SsoPortal:
             subject = LoginSubject(email=user)
         else:
             subject = LoginSubject.from_user(user)
+        if not subject.is_plausible():
+            return None, "Please enter a Matrix ID (@name:server) or an email address."
         target = await self._router(subject)
         if target is None or target == SELF:
             return None, _UNPLACED

@@ -32,6 +32,7 @@ from synapse_login_redirect.routing import LoginSubject
             LoginSubject(email="alice@eng.example"),
         ),
         ({"user": "@bob:hist.example"}, LoginSubject("bob", "hist.example")),
+        ({"user": "@Élise:hist.example"}, LoginSubject("élise", "hist.example")),
         (
             {"medium": "email", "address": "bob@hist.example"},
             LoginSubject(email="bob@hist.example"),
@@ -56,6 +57,18 @@ def test_routable_identifiers(body: dict[str, Any], subject: LoginSubject) -> No
         {"identifier": {"type": "m.id.nosuch", "user": "alice"}},
         {"user": ["alice"]},
         {"medium": "email"},
+        # Nobody who could exist: never routed, so never remembered.
+        {"user": "@"},
+        {"user": "@alice"},
+        {"user": "al ice"},
+        {"user": "alice\u0000"},
+        {"user": "x" * 300},
+        {"user": "@alice:" + "x" * 250},
+        {"user": "@:eng.example"},
+        {"medium": "email", "address": "@"},
+        {"medium": "email", "address": "alice@"},
+        {"medium": "email", "address": "@eng.example"},
+        {"medium": "email", "address": "a" * 250 + "@eng.example"},
     ],
 )
 def test_unroutable_bodies_are_left_to_synapse(body: dict[str, Any]) -> None:
