@@ -6,7 +6,9 @@ the answer with the target's ``well_known`` (proxy mode). Logins the engine
 places on ``self``, and every login type but ``m.login.password``, are left to
 the portal's own Synapse, except ``m.login.token`` with a token that a target
 minted for single sign-on through the portal (see ``sso_portal``), which is
-proxied to that target.
+proxied to that target. Logins the portal examines count against Synapse's
+``rc_login.address`` limit, as they would at Synapse, before anything is
+looked up, stored or sent on.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
 from synapse_login_redirect.request_body import peek_json_object
 from synapse_login_redirect.routing import SELF, LoginSubject, route
 from synapse_login_redirect.sso_portal import SsoPortal
-from synapse_login_redirect.synapse_compat import RouteCallback
+from synapse_login_redirect.synapse_compat import RouteCallback, login_address_limiter
 from synapse_login_redirect.target_role import Advertisement, LoginAnswer
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ class Portal:
             for name, t in targets.items()
         }
         self._store = AssignmentStore(api)
+        self._limit_address = login_address_limiter(api)
         self._proxy = LoginProxy(api, config.proxy_timeout)
         pooled = [targets[n] for n in config.engine.pool.weights if n != SELF]
         self._health = TargetHealth(
@@ -100,6 +103,7 @@ class Portal:
         subject = subject_of(body)
         if subject is None or not isinstance(body.get("password"), str):
             return None
+        await self._limit_address(request.get_client_ip_if_available())
         target_name = await self.place(subject)
         if target_name is None:
             raise SynapseError(403, self._unplaced_message, Codes.FORBIDDEN)
@@ -134,6 +138,7 @@ class Portal:
         token = body.get("token")
         if self.sso is None or not isinstance(token, str):
             return None
+        await self._limit_address(request.get_client_ip_if_available())
         target = await self.sso.token_target(token)
         if target is None:
             return None

@@ -16,6 +16,7 @@ import attr
 import synapse
 from synapse.api.auth.base import BaseAuth
 from synapse.api.errors import HttpResponseException, SynapseError
+from synapse.api.ratelimiting import Ratelimiter
 from synapse.appservice import ApplicationService
 from synapse.handlers.oidc import JinjaOidcMappingProvider
 from synapse.handlers.saml import DefaultSamlMappingProvider, SamlConfig
@@ -191,3 +192,27 @@ async def external_ids_of(api: ModuleApi, user_id: str) -> list[tuple[str, str]]
     """The (SSO provider id, remote user id) pairs linked to a local user."""
     store = api._hs.get_datastores().main
     return [(str(p), str(e)) for p, e in await store.get_external_ids_by_user(user_id)]
+
+
+# Checks one client address against Synapse's ``rc_login.address`` limit,
+# raising its LimitExceededError (429 M_LIMIT_EXCEEDED, retry_after_ms).
+AddressLimiter = Callable[[str], Awaitable[None]]
+
+
+def login_address_limiter(api: ModuleApi) -> AddressLimiter:
+    """Synapse's per-address login rate limit, for logins the module answers.
+
+    A limiter of its own, configured like ``LoginRestServlet``'s, so a login
+    the portal routes counts as one login attempt, as it would at Synapse.
+    """
+    hs = api._hs
+    limiter = Ratelimiter(
+        store=hs.get_datastores().main,
+        clock=hs.get_clock(),
+        cfg=hs.config.ratelimiting.rc_login_address,
+    )
+
+    async def check(address: str) -> None:
+        await limiter.ratelimit(None, address)
+
+    return check
