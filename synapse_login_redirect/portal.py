@@ -65,7 +65,7 @@ class Portal:
         }
         self._store = AssignmentStore(api)
         self._limit_address = login_address_limiter(api)
-        self._proxy = LoginProxy(api, config.proxy_timeout)
+        self._proxy = LoginProxy(config.proxy_timeout)
         pooled = [targets[n] for n in config.engine.pool.weights if n != SELF]
         self._health = TargetHealth(
             api, pooled, config.health_check_interval, config.proxy_timeout

@@ -15,7 +15,7 @@ from typing import Any
 import attr
 import synapse
 from synapse.api.auth.base import BaseAuth
-from synapse.api.errors import HttpResponseException, SynapseError
+from synapse.api.errors import SynapseError
 from synapse.api.ratelimiting import Ratelimiter
 from synapse.appservice import ApplicationService
 from synapse.handlers.oidc import JinjaOidcMappingProvider
@@ -27,7 +27,6 @@ from synapse.util import SYNAPSE_VERSION
 from twisted.web.resource import EncodingResourceWrapper, Resource
 
 __all__ = [
-    "HttpResponseException",  # raised by ModuleApi.http_client on non-2xx
     "JinjaOidcMappingProvider",  # Synapse's default OIDC mapping provider
     "DefaultSamlMappingProvider",  # and SAML's, with its config class
     "SamlConfig",
