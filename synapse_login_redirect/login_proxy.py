@@ -74,13 +74,28 @@ class LoginProxy:
         self._agent = Agent(reactor, connectTimeout=timeout_seconds, pool=pool)  # type: ignore[no-untyped-call]
 
     async def post_login(
-        self, target: Target, version: str, body: dict[str, Any], client_ip: str
+        self,
+        target: Target,
+        version: str,
+        body: dict[str, Any],
+        client_ip: str,
+        user_agent: bytes | None,
     ) -> tuple[int, dict[str, Any]]:
-        """POST ``body`` to the target's ``/login``; its status and JSON body."""
+        """POST ``body`` to the target's ``/login``, with the client's address
+        in ``X-Forwarded-For`` and its ``User-Agent``: the status and JSON body.
+        """
         url = f"{target.base_url}/_matrix/client/{version}/login"
+        headers = Headers(
+            {
+                b"Content-Type": [b"application/json"],
+                b"X-Forwarded-For": [client_ip.encode("ascii")],
+            }
+        )
+        if user_agent is not None:
+            headers.setRawHeaders(b"User-Agent", [user_agent])
         try:
             code, raw = await call_with_deadline(
-                self._timeout, self._post, url, body, client_ip
+                self._timeout, self._post, url, body, headers
             )
         except defer.TimeoutError:
             raise TargetUnreachable(504, target, "did not answer in time") from None
@@ -90,14 +105,8 @@ class LoginProxy:
         return code, _matrix_json(raw, target, code)
 
     async def _post(
-        self, url: str, body: dict[str, Any], client_ip: str
+        self, url: str, body: dict[str, Any], headers: Headers
     ) -> tuple[int, bytes]:
-        headers = Headers(
-            {
-                b"Content-Type": [b"application/json"],
-                b"X-Forwarded-For": [client_ip.encode("ascii")],
-            }
-        )
         producer = cast(IBodyProducer, _JsonBody(body))
         response = await make_deferred_yieldable(
             self._agent.request(b"POST", url.encode("ascii"), headers, producer)

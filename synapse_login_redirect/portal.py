@@ -150,9 +150,10 @@ class Portal:
     ) -> LoginAnswer:
         version = _client_api_version(request)
         client_ip = request.get_client_ip_if_available()
+        user_agent = request.getHeader(b"User-Agent")
         try:
             code, response = await self._proxy.post_login(
-                target, version, body, client_ip
+                target, version, body, client_ip, user_agent
             )
         except TargetUnreachable as e:
             self._health.mark_unhealthy(target, e.msg)
