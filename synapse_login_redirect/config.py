@@ -30,6 +30,7 @@ RESERVED_TARGET_NAMES = frozenset({"self"})
 MODE_REDIRECT = "redirect"
 MODE_PROXY = "proxy"
 MODES = (MODE_REDIRECT, MODE_PROXY)
+DEFAULT_REALM_PAGE_NAME = "Choose your organisation"
 DEFAULT_UNPLACED_MESSAGE = (
     "This login service cannot tell which homeserver your account is on. "
     "Please log in at your own homeserver, or ask your administrator."
@@ -65,6 +66,8 @@ class PortalSsoConfig:
     # routing on the attributes or claims they give, mapped to the idp id the
     # targets use for the same IdP.
     portal_idps: Mapping[str, str] = attr.Factory(dict)
+    # How GET /login names the home-realm page among the identity providers.
+    realm_page_name: str = DEFAULT_REALM_PAGE_NAME
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -115,6 +118,7 @@ _SSO_KEYS = (
     "session_lifetime",
     "token_lifetime",
     "portal_idps",
+    "realm_page_name",
 )
 _TARGET_KEYS = ("base_url", "identity_server", "mode", "public_name")
 _PORTAL_KEYS = (
@@ -213,6 +217,9 @@ def _portal_sso(
         ),
         token_lifetime=_seconds(settings, "token_lifetime", path, 120.0, zero=False),
         portal_idps=dict(portal_idps),
+        realm_page_name=_text(
+            settings, "realm_page_name", path, DEFAULT_REALM_PAGE_NAME
+        ),
     )
 
 
@@ -349,6 +356,13 @@ def _optional_url(
         return normalise_base_url(value)
     except ValueError as e:
         raise ConfigError(str(e), (*path, key)) from None
+
+
+def _text(raw: Mapping[str, Any], key: str, path: tuple[str, ...], default: str) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"must be a non-empty string, not {value!r}", (*path, key))
+    return value.strip()
 
 
 def _bool(

@@ -163,7 +163,8 @@ class Portal:
         return code, response
 
     def hook_login_flows(self, original: RouteCallback) -> RouteCallback:
-        """A hook for ``GET /login``: list the login types the portal routes."""
+        """A hook for ``GET /login``: list the login types the portal routes,
+        and the home-realm page among the SSO identity providers."""
         routed = [PASSWORD_TYPE] if self.routes_elsewhere else []
         if self.sso is not None:
             routed += [SSO_TYPE, TOKEN_TYPE]
@@ -175,9 +176,19 @@ class Portal:
             if code == 200 and isinstance(flows, list):
                 listed = {f.get("type") for f in flows if isinstance(f, dict)}
                 flows.extend({"type": t} for t in routed if t not in listed)
+                if self.sso is not None:
+                    self._list_realm_page(flows, self.sso.realm_provider)
             return code, response
 
         return on_GET
+
+    @staticmethod
+    def _list_realm_page(flows: list[Any], provider: dict[str, str]) -> None:
+        for flow in flows:
+            if isinstance(flow, dict) and flow.get("type") == SSO_TYPE:
+                providers = flow.setdefault("identity_providers", [])
+                if isinstance(providers, list) and provider not in providers:
+                    providers.append(provider)
 
 
 def subject_of(body: Mapping[str, Any]) -> LoginSubject | None:

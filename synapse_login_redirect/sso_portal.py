@@ -1,7 +1,9 @@
 """Single sign-on through the portal (MSC1730's SSO flow, MSC1731).
 
 1. ``GET /login/sso/redirect[/{idp}]?redirectUrl=C`` at the portal: C is
-   checked, then the browser goes to the home-realm page.
+   checked, then the browser goes to the home-realm page. ``GET /login``
+   lists that page as an identity provider (``REALM_IDP_ID``), so clients that
+   show one button per provider offer it too.
 2. The page asks for a department or an email address / Matrix ID, and the
    routing engine picks the target. The portal starts a one-time session,
    bound to the browser by a cookie, and redirects to the target's own
@@ -68,6 +70,8 @@ SSO_REDIRECT_PATH = re.compile(
     rb"^/_matrix/client/(?:r0|v3|unstable)/login/sso/redirect(?:/(?P<idp>[^/]+))?$"
 )
 REALM_PATH = PAGES_PATH + "realm"
+# The home-realm page's id among the identity providers of GET /login.
+REALM_IDP_ID = "login-redirect-realm"
 COMPLETE_PATH = PAGES_PATH + "complete"
 BOUNCE_PATH = PAGES_PATH + "bounce"
 ATTRIBUTE_WAIT_STEPS = 20
@@ -151,6 +155,9 @@ class SsoPortal:
         idp_id = None
         if match and match.group("idp"):
             idp_id = unquote(match.group("idp").decode("utf-8", "replace"))
+        if idp_id == REALM_IDP_ID:
+            idp_id = None
+        elif idp_id is not None:
             params["idp"] = idp_id
         if idp_id is not None and idp_id in self._config.portal_idps:
             session = await self._sessions.start(request, None, idp_id, redirect_url)
@@ -159,6 +166,11 @@ class SsoPortal:
             _redirect(request, f"{own_sso}?" + urlencode({"redirectUrl": bounce}))
             return
         _redirect(request, f"{REALM_PATH}?{urlencode(params)}")
+
+    @property
+    def realm_provider(self) -> dict[str, str]:
+        """The home-realm page as an entry of ``identity_providers``."""
+        return {"id": REALM_IDP_ID, "name": self._config.realm_page_name}
 
     async def token_target(self, token: str) -> Target | None:
         """The target that minted a login token the portal passed on, if any."""

@@ -239,7 +239,12 @@ def test_full_config() -> None:
             {"portal": {"sso": {"idps": []}}},
             ("portal", "sso", "idps"),
             "unknown key 'idps'; allowed keys are: departments, ask_user, "
-            "session_lifetime, token_lifetime, portal_idps",
+            "session_lifetime, token_lifetime, portal_idps, realm_page_name",
+        ),
+        (
+            {"portal": {"sso": {"realm_page_name": " "}}},
+            ("portal", "sso", "realm_page_name"),
+            "must be a non-empty string, not ' '",
         ),
         (
             {"portal": {"health_check_interval": -1}},
@@ -336,6 +341,7 @@ def test_portal_sso_and_redirect_url_settings() -> None:
     assert config.portal.sso.ask_user is True
     assert config.portal.sso.session_lifetime == 600
     assert config.portal.sso.token_lifetime == 120
+    assert config.portal.sso.realm_page_name == "Choose your organisation"
     assert config.redirect_url.require_https is True
     assert config.redirect_url.allowed_prefixes == (
         "element://",

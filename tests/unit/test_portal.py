@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from synapse_login_redirect.portal import subject_of
+from synapse_login_redirect.portal import Portal, subject_of
 from synapse_login_redirect.routing import LoginSubject
 
 
@@ -73,3 +73,24 @@ def test_routable_identifiers(body: dict[str, Any], subject: LoginSubject) -> No
 )
 def test_unroutable_bodies_are_left_to_synapse(body: dict[str, Any]) -> None:
     assert subject_of(body) is None
+
+
+REALM = {"id": "login-redirect-realm", "name": "Choose your organisation"}
+
+
+def test_realm_page_joins_the_listed_providers_once() -> None:
+    corp = {"id": "oidc-corp", "name": "Corp"}
+    flows: list[Any] = [
+        {"type": "m.login.password"},
+        {"type": "m.login.sso", "identity_providers": [corp]},
+    ]
+    Portal._list_realm_page(flows, REALM)
+    Portal._list_realm_page(flows, REALM)
+    assert flows[1]["identity_providers"] == [corp, REALM]
+    assert flows[0] == {"type": "m.login.password"}
+
+
+def test_realm_page_is_the_only_provider_of_a_portal_without_idps() -> None:
+    flows: list[Any] = [{"type": "m.login.sso"}]
+    Portal._list_realm_page(flows, REALM)
+    assert flows == [{"type": "m.login.sso", "identity_providers": [REALM]}]

@@ -25,7 +25,7 @@ from tests.live.portal.conftest import (
     wait_for_log,
 )
 from tests.live.sso_client import SsoClient
-from tests.spec import validate_login_response
+from tests.spec import validate_login_flows, validate_login_response
 
 pytestmark = pytest.mark.live
 
@@ -124,6 +124,28 @@ def test_sso_through_the_portal_ends_on_the_users_homeserver(
     )
     assert whoami.json()["user_id"] == body["user_id"]
     assert login_posts(portals, other) == other_posts  # the token went nowhere else
+
+
+def test_get_login_lists_the_realm_page_among_the_providers(
+    portals: PortalDeployment,
+) -> None:
+    """For clients that show a button per IdP (Element): the portal's own IdPs
+    and the home-realm page."""
+    body = http("GET", portals.portal_proxy.url("/_matrix/client/v3/login")).json()
+    validate_login_flows(body)
+    sso = next(f for f in body["flows"] if f["type"] == "m.login.sso")
+    assert [p["id"] for p in sso["identity_providers"]] == [
+        PORTAL_IDP_ID,
+        SAML_IDP_ID,
+        "login-redirect-realm",
+    ]
+    assert sso["identity_providers"][-1]["name"] == "Choose your organisation"
+    path = "/_matrix/client/v3/login/sso/redirect/login-redirect-realm"
+    start = http(
+        "GET", portals.portal_proxy.url(f"{path}?{urlencode({'redirectUrl': CLIENT})}")
+    )
+    assert start.status == 302, start
+    assert start.headers["location"] == f"{REALM}?{urlencode({'redirectUrl': CLIENT})}"
 
 
 def test_realm_page_lists_departments_and_asks_for_the_user(
