@@ -7,6 +7,10 @@
 // state, the homeserver the client ends on and whoami there; or the error.
 // (matrix-js-sdk logs its requests to stdout before that.)
 import { AutoDiscovery, AutoDiscoveryAction, createClient } from "matrix-js-sdk";
+import { webcrypto } from "node:crypto";
+
+// Node 18 (Debian 12's nodejs) has Web Crypto only under node:crypto.
+globalThis.crypto ??= webcrypto;
 
 const [server, request] = process.argv.slice(2);
 
