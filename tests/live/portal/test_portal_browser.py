@@ -54,6 +54,20 @@ async function login(portal, body) {
   };
 }
 
+// One link per SSO identity provider of GET /login, built as Element does.
+async function showSsoButtons(portal) {
+  const flows = (await (await fetch(portal + "/_matrix/client/v3/login")).json()).flows;
+  const sso = flows.find((flow) => flow.type === "m.login.sso");
+  const back = encodeURIComponent(location.origin + "/cb");
+  for (const idp of sso.identity_providers) {
+    const link = document.createElement("a");
+    link.href = portal + "/_matrix/client/v3/login/sso/redirect/" +
+      encodeURIComponent(idp.id) + "?redirectUrl=" + back;
+    link.textContent = idp.name;
+    document.body.appendChild(link);
+  }
+}
+
 // Back from single sign-on: log in with the token at the portal.
 async function finishSso(portal) {
   const query = new URLSearchParams(location.search);
@@ -170,6 +184,34 @@ def test_sso_in_the_browser_from_a_client_page(
         finally:
             browser.close()
     assert landed.startswith(f"{client_origin}/cb?homeserver=")
+    assert result == {
+        "msc1731Homeserver": portals.hist.base_url,
+        "homeserver": portals.hist.base_url,
+        "whoami": "@hugo:hist.test",
+    }
+
+
+def test_sso_from_the_realm_button_of_get_login(
+    portals: PortalDeployment, client_origin: str
+) -> None:
+    """A client with a button per IdP (as Element) reaches the home-realm page."""
+    portal = portals.portal_proxy.base_url
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = browser.new_page()
+            page.goto(client_origin + "/")
+            page.evaluate("(portal) => showSsoButtons(portal)", portal)
+            page.click("text=Choose your organisation")
+            page.select_option("#department", "History")
+            page.click("#continue")
+            page.click(f"a[href*='idp={IDP_ID}']")  # hist's own IdP picker
+            page.fill("#username", "hugo")
+            page.click("#login")
+            page.wait_for_url(f"{client_origin}/cb?*", timeout=15000)
+            result = page.evaluate("(portal) => finishSso(portal)", portal)
+        finally:
+            browser.close()
     assert result == {
         "msc1731Homeserver": portals.hist.base_url,
         "homeserver": portals.hist.base_url,
