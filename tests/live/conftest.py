@@ -27,6 +27,7 @@ import yaml
 from tests.live.harness import (
     REPO_ROOT,
     Homeserver,
+    assert_no_errors_logged,
     free_port,
     keep_logs,
     start_all,
@@ -184,5 +185,6 @@ def deployment(workdir: Path) -> Iterator[Deployment]:
         for hs in servers.all:
             hs.register_user("alice", PASSWORD)
         yield servers
+        assert_no_errors_logged(servers.all)
     finally:
         stop_all(servers.all)

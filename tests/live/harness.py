@@ -249,6 +249,17 @@ class Homeserver:
     def url(self, path: str) -> str:
         return self.base_url + path
 
+    def logged_errors(self) -> list[str]:
+        """The ERROR and CRITICAL lines of the homeserver's log, tracebacks included."""
+        if not self.log_path.exists():
+            return []
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return [
+            line
+            for line in lines
+            if " - ERROR - " in line or " - CRITICAL - " in line or "Traceback" in line
+        ]
+
     def register_user(
         self, localpart: str, password: str, *, admin: bool = False
     ) -> str:
@@ -283,6 +294,13 @@ class Homeserver:
                 "password": password,
             },
         )
+
+
+def assert_no_errors_logged(homeservers: Iterable[Homeserver]) -> None:
+    """Fail if any homeserver logged an error: a 500 or an unhandled exception
+    somewhere in the tests, even one whose response looked right."""
+    errors = [f"{hs.name}: {line}" for hs in homeservers for line in hs.logged_errors()]
+    assert not errors, "Synapse logged errors:\n" + "\n".join(errors[:30])
 
 
 def start_all(homeservers: Iterable[Homeserver]) -> None:

@@ -34,6 +34,7 @@ from tests.idp.saml import SamlIdp
 from tests.live.conftest import PASSWORD
 from tests.live.harness import (
     Homeserver,
+    assert_no_errors_logged,
     create_postgres_database,
     drop_postgres_database,
     free_port,
@@ -360,6 +361,7 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
         _bind_emails(eng, {"erin": EMAILS["erin"]})
         _bind_emails(hist, {"hugo": EMAILS["hugo"]})
         yield deployment
+        assert_no_errors_logged(deployment.all)
     finally:
         stop_all(deployment.all)
         slow.close()

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from tests.live.conftest import PASSWORD
-from tests.live.harness import Homeserver, http, start_all, stop_all
+from tests.live.harness import (
+    Homeserver,
+    assert_no_errors_logged,
+    http,
+    start_all,
+    stop_all,
+)
 from tests.live.portal.conftest import PortalDeployment, portal_module_config
 
 pytestmark = pytest.mark.live
@@ -48,6 +54,7 @@ def limited_portal(portals: PortalDeployment, workdir: Path) -> Iterator[Homeser
     start_all([hs])
     try:
         yield hs
+        assert_no_errors_logged([hs])
     finally:
         stop_all([hs])
 
