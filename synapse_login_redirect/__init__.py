@@ -10,7 +10,7 @@ from synapse.module_api import ModuleApi
 
 from synapse_login_redirect.appservice_login import UNSTABLE_TYPE, AppserviceLogin
 from synapse_login_redirect.config import LoginRedirectConfig, parse_config
-from synapse_login_redirect.fallback_login import fallback_script_override
+from synapse_login_redirect.fallback_login import serve_fallback_script
 from synapse_login_redirect.gateway import LoginGateway
 from synapse_login_redirect.login_input import check_login_input
 from synapse_login_redirect.oidc_mapping import OidcMappingProvider
@@ -19,10 +19,12 @@ from synapse_login_redirect.portal import Portal
 from synapse_login_redirect.saml_mapping import SamlMappingProvider
 from synapse_login_redirect.synapse_compat import (
     LOGIN_SERVLET,
+    SSO_REDIRECT_PATTERNS,
     SSO_REDIRECT_SERVLET,
     RouteHook,
     RouteKey,
     check_appservice_support,
+    on_client_api_resources,
     serves_client_api,
     synapse_version,
 )
@@ -76,19 +78,22 @@ class LoginRedirect:
         hooks: dict[RouteKey, RouteHook] = {
             (LOGIN_SERVLET, b"POST"): hook_login(advert, *interceptors)
         }
-        overrides = [fallback_script_override()]
+        sso_redirect = (SSO_REDIRECT_SERVLET, b"GET")
+        missing_routes = {}
         if portal is not None:
             hooks[(LOGIN_SERVLET, b"GET")] = portal.hook_login_flows
         if portal is not None and portal.sso is not None:
             # Served by the module: the portal needs no SSO of its own.
-            overrides.append(portal.sso.redirect_override)
+            hooks[sso_redirect] = portal.sso.hook_redirect
+            missing_routes[sso_redirect] = SSO_REDIRECT_PATTERNS
         else:
             homeserver = base_url if config.sso_homeserver_param else None
-            hooks[(SSO_REDIRECT_SERVLET, b"GET")] = hook_sso_redirect(
+            hooks[sso_redirect] = hook_sso_redirect(
                 pages, config.redirect_url, homeserver
             )
-        self._gateway = LoginGateway(hooks, overrides)
-        api.register_web_resource("/_matrix", self._gateway)
+        self._gateway = LoginGateway(hooks, missing_routes)
+        on_client_api_resources(api, self._gateway.attach)
+        serve_fallback_script()
         api.delayed_background_call(0, self._check_started, desc="login_redirect_check")
 
     @staticmethod
@@ -96,15 +101,17 @@ class LoginRedirect:
         return parse_config(config)
 
     def _check_started(self) -> None:
-        """Refuse to run when Synapse's listeners did not pass through the gateway."""
+        """Refuse to run when this process serves the client API but Synapse
+        built no login route for the gateway to hook (e.g. auth delegated to MAS)."""
         if (LOGIN_SERVLET, b"POST") in self._gateway.hooked:
             return
         if not serves_client_api(self._api):
             return
         logger.critical(
             "synapse-login-redirect: this process serves the client API, but "
-            "Synapse %s never handed the login gateway its login route, so "
-            "logins cannot be redirected. Stopping.",
+            "Synapse %s built no /login route for the login gateway to hook "
+            "(is authentication delegated to MAS? The module needs Synapse's "
+            "own /login), so logins cannot be redirected. Stopping.",
             synapse_version(),
         )
         os._exit(1)

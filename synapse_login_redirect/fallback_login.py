@@ -11,19 +11,15 @@ server.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from typing import cast
-
-from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
 from synapse_login_redirect.synapse_compat import (
+    FALLBACK_LOGIN_SCRIPT,
     IncompatibleSynapseError,
     fallback_login_script,
+    serve_static_file,
 )
 
-SCRIPT_PATH = re.compile(rb"^/_matrix/static/client/login/js/login\.js$")
 _CALL = "matrixLogin.onLogin(response);"
 _NEW_CALL = "loginRedirectOnLogin(response);"
 _HELPER = """
@@ -56,29 +52,16 @@ def patched_script(original: str) -> str:
     return original.replace(_CALL, _NEW_CALL) + _HELPER
 
 
-def fallback_script_override() -> Callable[[Request], IResource | None]:
-    """A gateway override serving the patched script at its path."""
-    script = cast(IResource, FallbackLoginScript())
+def serve_fallback_script() -> None:
+    """Serve the patched script wherever Synapse serves the fallback page."""
+    body = patched_script(fallback_login_script()).encode("utf-8")
 
-    def override(request: Request) -> IResource | None:
-        return script if SCRIPT_PATH.match(request.path) else None
-
-    return override
-
-
-class FallbackLoginScript(Resource):
-    """Serves the patched script."""
-
-    isLeaf = True
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self._body = patched_script(fallback_login_script()).encode("utf-8")
-
-    def render_GET(self, request: Request) -> bytes:  # noqa: N802
+    def render(request: Request) -> bytes:
         headers = request.responseHeaders
         headers.setRawHeaders(
             b"Content-Type", [b"application/javascript; charset=utf-8"]
         )
         headers.setRawHeaders(b"Cache-Control", [b"no-cache"])
-        return self._body
+        return body
+
+    serve_static_file(FALLBACK_LOGIN_SCRIPT, render)

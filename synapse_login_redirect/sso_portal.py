@@ -29,20 +29,12 @@ with the same IdP is then silent.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import cast
-from urllib.parse import quote, unquote, urlencode
+from typing import Any
+from urllib.parse import quote, urlencode
 
-from synapse.module_api import (
-    DirectServeHtmlResource,
-    DirectServeJsonResource,
-    ModuleApi,
-    SynapseRequest,
-)
+from synapse.module_api import DirectServeHtmlResource, ModuleApi, SynapseRequest
 from synapse.module_api.errors import Codes, ConfigError, SynapseError
-from twisted.web.resource import IResource
-from twisted.web.server import Request
 
 from synapse_login_redirect.config import PortalSsoConfig, Target
 from synapse_login_redirect.pages import Pages
@@ -58,6 +50,7 @@ from synapse_login_redirect.sso_sessions import (
 )
 from synapse_login_redirect.sso_store import REFUSED_USED, SsoStore
 from synapse_login_redirect.synapse_compat import (
+    RouteCallback,
     consume_login_token,
     external_ids_of,
     sso_client_whitelist,
@@ -66,9 +59,6 @@ from synapse_login_redirect.urls import HOMESERVER_PARAM, add_query_params
 
 logger = logging.getLogger(__name__)
 
-SSO_REDIRECT_PATH = re.compile(
-    rb"^/_matrix/client/(?:r0|v3|unstable)/login/sso/redirect(?:/(?P<idp>[^/]+))?$"
-)
 REALM_PATH = PAGES_PATH + "realm"
 # The home-realm page's id among the identity providers of GET /login.
 REALM_IDP_ID = "login-redirect-realm"
@@ -112,7 +102,6 @@ class SsoPortal:
             config.session_lifetime,
             secure_cookie=self._public_baseurl.startswith("https://"),
         )
-        self._redirect_resource = cast(IResource, _SsoRedirect(self))
         self._bounce_url = self._public_baseurl + BOUNCE_PATH
         if config.portal_idps and not self._bounce_url.startswith(
             sso_client_whitelist(api)
@@ -129,17 +118,23 @@ class SsoPortal:
         api.register_web_resource(COMPLETE_PATH, _Page(get=self.complete))
         api.register_web_resource(BOUNCE_PATH, _Page(get=self.bounce))
 
-    def redirect_override(self, request: Request) -> IResource | None:
-        """The portal answers ``/login/sso/redirect`` itself, except on the way to
-        its own IdP (``redirectUrl`` = the bounce URL), which Synapse handles."""
-        if not SSO_REDIRECT_PATH.match(request.path):
-            return None
-        redirect_url = request.args.get(b"redirectUrl", [b""])[0]
-        if redirect_url.startswith(self._bounce_url.encode() + b"?"):
-            return None
-        return self._redirect_resource
+    def hook_redirect(self, original: RouteCallback) -> RouteCallback:
+        """A hook for every path of Synapse's SSO and CAS redirect servlet: the
+        portal answers, except on the way to its own IdP (``redirectUrl`` = the
+        bounce URL), which Synapse's own SSO handles."""
 
-    async def start(self, request: SynapseRequest) -> None:
+        async def on_GET(request: SynapseRequest, idp_id: str | None = None) -> Any:
+            redirect_url = query_arg(request, "redirectUrl")
+            if redirect_url is not None and redirect_url.startswith(
+                self._bounce_url + "?"
+            ):
+                return await original(request, idp_id=idp_id)
+            await self.start(request, idp_id)
+            return None
+
+        return on_GET
+
+    async def start(self, request: SynapseRequest, idp_id: str | None) -> None:
         """``GET /login/sso/redirect[/{idp}]`` at the portal: on to the realm page."""
         redirect_url = query_arg(request, "redirectUrl")
         if redirect_url is None:  # as Synapse's own servlet answers
@@ -151,10 +146,6 @@ class SsoPortal:
         if self._pages.refuse_redirect_url(request, self._policy, redirect_url):
             return
         params = {"redirectUrl": redirect_url}
-        match = SSO_REDIRECT_PATH.match(request.path)
-        idp_id = None
-        if match and match.group("idp"):
-            idp_id = unquote(match.group("idp").decode("utf-8", "replace"))
         if idp_id == REALM_IDP_ID:
             idp_id = None
         elif idp_id is not None:
@@ -367,17 +358,6 @@ class SsoPortal:
 def _redirect(request: SynapseRequest, location: str) -> None:
     request.redirect(location.encode("utf-8"))  # type: ignore[no-untyped-call]
     request.finish()
-
-
-class _SsoRedirect(DirectServeJsonResource):
-    isLeaf = True
-
-    def __init__(self, portal: SsoPortal) -> None:
-        super().__init__()
-        self._portal = portal
-
-    async def _async_render_GET(self, request: SynapseRequest) -> None:
-        await self._portal.start(request)
 
 
 class _Page(DirectServeHtmlResource):

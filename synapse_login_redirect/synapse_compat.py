@@ -15,16 +15,19 @@ from typing import Any
 import attr
 import synapse
 from synapse.api.auth.base import BaseAuth
-from synapse.api.errors import SynapseError
+from synapse.api.errors import SynapseError, UnrecognizedRequestError
 from synapse.api.ratelimiting import Ratelimiter
 from synapse.appservice import ApplicationService
 from synapse.handlers.oidc import JinjaOidcMappingProvider
 from synapse.handlers.saml import DefaultSamlMappingProvider, SamlConfig
-from synapse.http.server import UnrecognizedRequestResource
+from synapse.http.server import StaticResource
 from synapse.http.site import SynapseRequest
 from synapse.module_api import ModuleApi
+from synapse.rest import ClientRestResource
+from synapse.rest.client.login import SsoRedirectServlet
 from synapse.util import SYNAPSE_VERSION
-from twisted.web.resource import EncodingResourceWrapper, Resource
+from twisted.web.resource import Resource
+from twisted.web.server import Request
 
 __all__ = [
     "JinjaOidcMappingProvider",  # Synapse's default OIDC mapping provider
@@ -32,12 +35,10 @@ __all__ = [
     "SamlConfig",
 ]
 
-# Synapse's own "nothing here" resource: the gateway subclasses it so that
-# unknown paths under /_matrix answer exactly as they do without the module.
-GatewayBase = UnrecognizedRequestResource
-
 LOGIN_SERVLET = "LoginRestServlet"
-SSO_REDIRECT_SERVLET = "SsoRedirectServlet"
+SSO_REDIRECT_SERVLET = SsoRedirectServlet.__name__
+# Every path of Synapse's SSO and CAS redirect servlet, for every API version.
+SSO_REDIRECT_PATTERNS = tuple(SsoRedirectServlet.PATTERNS)
 # Served at /_matrix/static/client/login/js/login.js, from Synapse's package.
 FALLBACK_LOGIN_SCRIPT = "static/client/login/js/login.js"
 
@@ -64,17 +65,15 @@ def install_route_hooks(
 ) -> set[RouteKey]:
     """Wrap the callbacks of Synapse's client API routes named in ``hooks``.
 
-    ``client_resource`` is what Synapse mounts at ``/_matrix/client`` (a
-    ``JsonResource``, possibly gzip-wrapped). Returns the hooks installed.
-    Synapse keeps rendering the responses, errors included, as it always does.
+    ``client_resource`` is one listener's ``ClientRestResource`` (a
+    ``JsonResource``). Returns the hooks installed. Synapse keeps rendering
+    the responses, errors included, as it always does.
     """
-    resource: object = client_resource
-    if isinstance(resource, EncodingResourceWrapper):
-        resource = getattr(resource, "original", None)
-    routes = getattr(resource, "_routes", None)
+    routes = getattr(client_resource, "_routes", None)
     if not isinstance(routes, dict):
         raise IncompatibleSynapseError(
-            f"the client API resource ({type(resource).__name__}) has no route table"
+            f"the client API resource ({type(client_resource).__name__}) "
+            "has no route table"
         )
     installed: set[RouteKey] = set()
     for methods in routes.values():
@@ -99,10 +98,95 @@ def install_route_hooks(
     return installed
 
 
+def add_route(
+    client_resource: Resource, key: RouteKey, patterns: Any, callback: RouteCallback
+) -> None:
+    """Serve ``patterns`` in one listener's client API, as a servlet would."""
+    register_paths = getattr(client_resource, "register_paths", None)
+    if not callable(register_paths):
+        raise IncompatibleSynapseError("the client API resource has no register_paths")
+    classname, method = key
+    register_paths(method.decode(), patterns, callback, classname)
+
+
+async def unrecognized_route(request: SynapseRequest, **kwargs: Any) -> Any:
+    """What Synapse answers where it serves no such route: 404 M_UNRECOGNIZED."""
+    raise UnrecognizedRequestError(code=404)
+
+
+# Called with each client API resource Synapse builds for a listener.
+ClientResourceListener = Callable[[Resource], None]
+_client_resource_listeners: list[tuple[object, ClientResourceListener]] = []
+
+
+def on_client_api_resources(api: ModuleApi, listener: ClientResourceListener) -> None:
+    """Call ``listener`` with every client API resource this homeserver builds.
+
+    Synapse builds one ``ClientRestResource`` per HTTP listener that serves
+    ``client`` (and a media-only one for ``media`` listeners on workers),
+    after modules are loaded. Hooking each one as it is built keeps every
+    listener's tree exactly as Synapse made it.
+    """
+    register = ClientRestResource.__dict__.get("register_servlets")
+    if not isinstance(register, staticmethod):
+        raise IncompatibleSynapseError(
+            "ClientRestResource.register_servlets is not a static method"
+        )
+    if not _client_resource_listeners:
+        original = register.__func__
+
+        def register_servlets(
+            client_resource: Resource, hs: object, *args: Any, **kwargs: Any
+        ) -> None:
+            original(client_resource, hs, *args, **kwargs)
+            for owner, listen in _client_resource_listeners:
+                if owner is hs:
+                    listen(client_resource)
+
+        ClientRestResource.register_servlets = staticmethod(register_servlets)  # type: ignore[method-assign,assignment]
+    _client_resource_listeners.append((api._hs, listener))
+
+
+# Renders one of Synapse's static files differently.
+StaticRenderer = Callable[[Request], bytes]
+_static_overrides: dict[Path, StaticRenderer] = {}
+
+
+def serve_static_file(relative_path: str, render: StaticRenderer) -> None:
+    """Answer GETs of Synapse's static file ``relative_path`` with ``render``.
+
+    Synapse's ``StaticResource`` serves ``/_matrix/static`` on the listeners
+    that name ``client`` or ``static``, so the file changes exactly there.
+    """
+    path = (Path(synapse.__file__).resolve().parent / relative_path).resolve()
+    if not path.is_file():
+        raise IncompatibleSynapseError(f"Synapse has no static file {relative_path}")
+    original = StaticResource.__dict__.get("render_GET")
+    if not callable(original):
+        raise IncompatibleSynapseError("StaticResource has no render_GET")
+    if not _static_overrides:
+
+        def render_GET(self: StaticResource, request: Request) -> Any:  # noqa: N802
+            override = _static_overrides.get(Path(self.path).resolve())
+            if override is None:
+                return original(self, request)
+            return override(request)
+
+        StaticResource.render_GET = render_GET  # type: ignore[method-assign]
+    _static_overrides[path] = render
+
+
 def serves_client_api(api: ModuleApi) -> bool:
-    """Whether this Synapse process has an HTTP listener with the client API."""
+    """Whether this Synapse process has an HTTP listener with the client API.
+
+    Only this process's own listeners count: a worker's are its
+    ``worker_listeners``; ``listeners`` in the shared file are main's.
+    """
     config = api._hs.config
-    listeners = [*config.server.listeners, *config.worker.worker_listeners]
+    if api.worker_app is None:
+        listeners = config.server.listeners
+    else:
+        listeners = config.worker.worker_listeners
     return any(
         "client" in res.names
         for listener in listeners

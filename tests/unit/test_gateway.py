@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+import re
+from typing import Any
 
 import pytest
-from synapse.http.server import UnrecognizedRequestResource, _PathEntry
-from twisted.web.resource import EncodingResourceWrapper, IResource, Resource
-from twisted.web.server import GzipEncoderFactory
+from synapse.http.server import _PathEntry
+from twisted.web.resource import Resource
 
 from synapse_login_redirect.gateway import LoginGateway
 from synapse_login_redirect.synapse_compat import (
@@ -67,12 +67,6 @@ def test_hooking_twice_wraps_once() -> None:
     assert resource._routes["login"][b"POST"].callback is first
 
 
-def test_gzip_wrapped_client_resource_is_hooked() -> None:
-    resource = FakeClientResource()
-    wrapped = EncodingResourceWrapper(resource, [GzipEncoderFactory()])
-    assert install_route_hooks(wrapped, HOOKS) == {(LOGIN_SERVLET, b"POST")}
-
-
 @pytest.mark.parametrize(
     ("routes", "what"),
     [
@@ -90,13 +84,40 @@ def test_changed_synapse_internals_refuse_to_start(routes: Any, what: str) -> No
     assert "does not support Synapse 1." in str(info.value)
 
 
-def test_gateway_hooks_client_and_keeps_every_other_child() -> None:
+SSO_KEY = ("SsoRedirectServlet", b"GET")
+
+
+class RegisteringClientResource(FakeClientResource):
+    """A client resource that also takes new routes, as JsonResource does."""
+
+    def register_paths(
+        self, method: str, patterns: Any, callback: Any, classname: str
+    ) -> None:
+        for pattern in patterns:
+            self._routes[pattern] = {
+                method.encode(): _PathEntry(callback, classname),
+            }
+
+
+def test_gateway_hooks_each_client_resource_it_is_given() -> None:
     gateway = LoginGateway(HOOKS)
-    federation = Resource()
-    client = FakeClientResource()
-    gateway.putChild(b"federation", cast(IResource, federation))
-    assert gateway.hooked == set()
-    gateway.putChild(b"client", cast(IResource, client))
+    first, second = FakeClientResource(), FakeClientResource()
+    gateway.attach(first)
+    gateway.attach(second)
     assert gateway.hooked == {(LOGIN_SERVLET, b"POST")}
-    assert gateway.children == {b"federation": federation, b"client": client}
-    assert isinstance(gateway, UnrecognizedRequestResource)
+    for resource in (first, second):
+        assert resource._routes["login"][b"POST"].callback is not synapse_login
+
+
+def test_gateway_adds_missing_routes_only_beside_the_login() -> None:
+    hooks = {**HOOKS, SSO_KEY: marker}
+    pattern = re.compile("sso-pattern")
+    gateway = LoginGateway(hooks, {SSO_KEY: [pattern]})
+    with_login = RegisteringClientResource()
+    media_only = RegisteringClientResource()
+    del media_only._routes["login"]
+    gateway.attach(with_login)
+    gateway.attach(media_only)
+    assert with_login._routes[pattern][b"GET"].servlet_classname == SSO_KEY[0]
+    assert pattern not in media_only._routes
+    assert gateway.hooked == {(LOGIN_SERVLET, b"POST"), SSO_KEY}
