@@ -275,7 +275,12 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
         "portal",
         workdir,
         module_config=portal_module_config(
-            targets, "redirect", directory, pool={"eng": 1, "hist": 1}
+            targets,
+            "redirect",
+            directory,
+            pool={"eng": 1, "hist": 1},
+            # SSO through the portal, which has no IdP of its own.
+            sso={"departments": {"Engineering": "eng", "History": "hist"}},
         ),
     )
     slow = HangingServer()
