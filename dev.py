@@ -20,10 +20,11 @@ PYTHON = VENV / "bin" / "python"
 # The oldest Synapse we claim to support; keep in step with setup.cfg and tox.ini.
 SYNAPSE_MIN = "1.160.0"
 VENV_MIN = ROOT / ".venv-synapse-min"
-# Debian packages the tests use: the browser, xmlsec1 for SAML signatures, and
-# Node.js for matrix-js-sdk.
+# Debian packages the tests use: the browser, xmlsec1 for SAML signatures,
+# Node.js for matrix-js-sdk, and nginx as the worker deployment's reverse proxy.
 DEBIAN_PACKAGES = {
     "chromium": "/usr/bin/chromium",
+    "nginx": "/usr/sbin/nginx",
     "xmlsec1": "/usr/bin/xmlsec1",
     "nodejs": "/usr/bin/node",
     "npm": "/usr/bin/npm",
