@@ -1,0 +1,33 @@
+"""Size caps on what anonymous browsers send the portal's sign-in pages.
+
+Every field the pages read has a cap in UTF-8 bytes, and a request body has
+one in all; the request line is capped by Twisted (16 KiB). Beyond them the
+browser gets an error page and nothing is looked up or stored.
+"""
+
+from __future__ import annotations
+
+# A client's redirectUrl, as Synapse's confirmation page shows it.
+MAX_REDIRECT_URL_BYTES = 2048
+# A Matrix ID is at most 255 bytes, an email address 254.
+MAX_USER_BYTES = 255
+# A label of portal.sso.departments.
+MAX_DEPARTMENT_BYTES = 255
+# An idp id: Synapse's are at most 250 bytes plus an "oidc-" prefix.
+MAX_IDP_ID_BYTES = 255
+# The portal's session ids are 32 bytes.
+MAX_SESSION_ID_BYTES = 64
+# A target's login token: Synapse's are about 30 bytes.
+MAX_LOGIN_TOKEN_BYTES = 1024
+
+# Form and query fields, by name.
+FIELD_LIMITS = {
+    "redirectUrl": MAX_REDIRECT_URL_BYTES,
+    "user": MAX_USER_BYTES,
+    "department": MAX_DEPARTMENT_BYTES,
+    "idp": MAX_IDP_ID_BYTES,
+    "session": MAX_SESSION_ID_BYTES,
+    "loginToken": MAX_LOGIN_TOKEN_BYTES,
+}
+# A request body: every field at its cap, percent-encoded, fits.
+MAX_BODY_BYTES = 16 * 1024
