@@ -7,6 +7,10 @@ browser gets an error page and nothing is looked up or stored.
 
 from __future__ import annotations
 
+import io
+
+from synapse.module_api import SynapseRequest
+
 # A client's redirectUrl, as Synapse's confirmation page shows it.
 MAX_REDIRECT_URL_BYTES = 2048
 # A Matrix ID is at most 255 bytes, an email address 254.
@@ -31,3 +35,34 @@ FIELD_LIMITS = {
 }
 # A request body: every field at its cap, percent-encoded, fits.
 MAX_BODY_BYTES = 16 * 1024
+
+
+def body_size(request: SynapseRequest) -> int:
+    content = request.content
+    if content is None:
+        return 0
+    size = int(content.seek(0, io.SEEK_END))
+    content.seek(0)
+    return size
+
+
+def oversized(
+    request: SynapseRequest, **fields: bytes | None
+) -> tuple[int, str] | None:
+    """Why the request is beyond the caps, and its status (413 or 400), if it is.
+
+    Checks the body, every value of the form and query fields named in
+    ``FIELD_LIMITS``, and ``fields``: values taken from elsewhere (the path).
+    """
+    if body_size(request) > MAX_BODY_BYTES:
+        return 413, f"The request is too large (more than {MAX_BODY_BYTES} bytes)."
+    values = [
+        (name, value)
+        for name in FIELD_LIMITS
+        for value in request.args.get(name.encode("ascii"), [])
+    ]
+    values += [(name, value) for name, value in fields.items() if value is not None]
+    for name, value in values:
+        if len(value) > FIELD_LIMITS[name]:
+            return 400, f"{name} is longer than {FIELD_LIMITS[name]} bytes."
+    return None

@@ -3,7 +3,8 @@
 Size caps on every field and request body (413 / 400 pages, nothing stored),
 Synapse's ``rc_login.address`` limit on realm submissions and SSO starts
 (429 pages with ``Retry-After``), a cap on sign-ins in progress, expired
-sessions purged, and pool assignments stored only when a sign-in completes.
+sessions and token records purged, and pool assignments stored only when a
+sign-in completes.
 
 ``portal-bounded`` (sqlite) is a dedicated SSO portal with a small address
 limit and session cap; the test of completed sign-ins uses ``portal-proxy``,
@@ -355,6 +356,27 @@ def _forget_assignment(portals: PortalDeployment, user_key: str) -> None:
         connection.close()
 
 
+def _expire_tokens(portals: PortalDeployment) -> None:
+    connection = postgres(portals.postgres_db)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE login_redirect_sso_tokens SET expires_ts = 0")
+    finally:
+        connection.close()
+
+
+def _expired_tokens(portals: PortalDeployment) -> int:
+    connection = postgres(portals.postgres_db)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) FROM login_redirect_sso_tokens WHERE expires_ts = 0"
+            )
+            return int(cursor.fetchone()[0])
+    finally:
+        connection.close()
+
+
 def _hint(user: str) -> Callable[[str], str]:
     def rewrite(url: str) -> str:
         return f"{url}&login_hint={user}" if "/authorize?" in url else url
@@ -397,9 +419,11 @@ def test_completed_sign_in_stores_the_pool_assignment(
             location, until=portal.url(COMPLETE), rewrite=_hint(user)
         )
         assert _assignment(portals, user) is None
+        _expire_tokens(portals)
         final = client.request("GET", completion)
         assert final.status == 302, final
         assert urlsplit(final.headers["location"]).netloc == "client.test"
         assert _assignment(portals, user) == target
+        assert _expired_tokens(portals) == 0  # purged as the new one was stored
     finally:
         _forget_assignment(portals, user)
