@@ -1,8 +1,8 @@
 """Size caps on what anonymous browsers send the portal's sign-in pages.
 
 Every field the pages read has a cap in UTF-8 bytes, and a request body has
-one in all; the request line is capped by Twisted (16 KiB). Beyond them the
-browser gets an error page and nothing is looked up or stored.
+one in all; Twisted caps the request line and headers (16 KiB together).
+Beyond them the browser gets an error page and nothing is looked up or stored.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ FIELD_LIMITS = {
 MAX_BODY_BYTES = 16 * 1024
 
 
-def body_size(request: SynapseRequest) -> int:
+def _body_size(request: SynapseRequest) -> int:
     content = request.content
     if content is None:
         return 0
@@ -54,7 +54,7 @@ def oversized(
     Checks the body, every value of the form and query fields named in
     ``FIELD_LIMITS``, and ``fields``: values taken from elsewhere (the path).
     """
-    if body_size(request) > MAX_BODY_BYTES:
+    if _body_size(request) > MAX_BODY_BYTES:
         return 413, f"The request is too large (more than {MAX_BODY_BYTES} bytes)."
     values = [
         (name, value)
