@@ -20,6 +20,7 @@ from synapse_login_redirect.appservice_login import (
     AppserviceLoginConfig,
 )
 from synapse_login_redirect.config_checks import checked_mapping
+from synapse_login_redirect.input_limits import MAX_DEPARTMENT_BYTES
 from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
 from synapse_login_redirect.routing import RoutingEngine
 from synapse_login_redirect.routing_config import parse_routing
@@ -31,6 +32,7 @@ MODE_REDIRECT = "redirect"
 MODE_PROXY = "proxy"
 MODES = (MODE_REDIRECT, MODE_PROXY)
 DEFAULT_REALM_PAGE_NAME = "Choose your organisation"
+DEFAULT_MAX_SESSIONS = 10000
 DEFAULT_UNPLACED_MESSAGE = (
     "This login service cannot tell which homeserver your account is on. "
     "Please log in at your own homeserver, or ask your administrator."
@@ -68,6 +70,8 @@ class PortalSsoConfig:
     portal_idps: Mapping[str, str] = attr.Factory(dict)
     # How GET /login names the home-realm page among the identity providers.
     realm_page_name: str = DEFAULT_REALM_PAGE_NAME
+    # Sign-ins in progress at once; beyond it new ones are refused.
+    max_sessions: int = DEFAULT_MAX_SESSIONS
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -119,6 +123,7 @@ _SSO_KEYS = (
     "token_lifetime",
     "portal_idps",
     "realm_page_name",
+    "max_sessions",
 )
 _TARGET_KEYS = ("base_url", "identity_server", "mode", "public_name")
 _PORTAL_KEYS = (
@@ -187,6 +192,11 @@ def _portal_sso(
             (*path, "departments"),
         )
     for label, target in departments.items():
+        if len(str(label).encode("utf-8")) > MAX_DEPARTMENT_BYTES:
+            raise ConfigError(
+                f"a department label is at most {MAX_DEPARTMENT_BYTES} bytes",
+                (*path, "departments", str(label)),
+            )
         if target not in targets:
             raise ConfigError(
                 f"unknown target {target!r}; known targets are: "
@@ -205,6 +215,16 @@ def _portal_sso(
             (*path, "portal_idps"),
         )
     ask_user = _bool(settings, "ask_user", path, default=True)
+    max_sessions = settings.get("max_sessions", DEFAULT_MAX_SESSIONS)
+    if (
+        isinstance(max_sessions, bool)
+        or not isinstance(max_sessions, int)
+        or max_sessions < 1
+    ):
+        raise ConfigError(
+            f"must be a number of sign-ins >= 1, not {max_sessions!r}",
+            (*path, "max_sessions"),
+        )
     if not departments and not ask_user:
         raise ConfigError(
             "the home-realm page needs departments, ask_user: true, or both", path
@@ -220,6 +240,7 @@ def _portal_sso(
         realm_page_name=_text(
             settings, "realm_page_name", path, DEFAULT_REALM_PAGE_NAME
         ),
+        max_sessions=max_sessions,
     )
 
 

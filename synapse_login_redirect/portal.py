@@ -30,7 +30,7 @@ from synapse_login_redirect.login_proxy import LoginProxy, TargetUnreachable
 from synapse_login_redirect.pages import Pages
 from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
 from synapse_login_redirect.request_body import peek_json_object
-from synapse_login_redirect.routing import SELF, LoginSubject, route
+from synapse_login_redirect.routing import SELF, Decision, LoginSubject, route
 from synapse_login_redirect.sso_portal import SsoPortal
 from synapse_login_redirect.synapse_compat import RouteCallback, login_address_limiter
 from synapse_login_redirect.target_role import Advertisement, LoginAnswer
@@ -75,11 +75,13 @@ class Portal:
             self.sso = SsoPortal(
                 config.sso,
                 targets,
-                self.place,
+                self.decide,
                 self._health.unhealthy.__contains__,
                 api,
                 pages,
                 redirect_policy,
+                limit_address=self._limit_address,
+                assign=self._store.set,
             )
 
     @property
@@ -118,9 +120,24 @@ class Portal:
         return await self._proxy_login(request, target, body)
 
     async def place(self, subject: LoginSubject) -> str | None:
-        """The target name for ``subject`` (or SELF), logged; None if unplaceable."""
+        """The target name for ``subject`` (or SELF), logged, with a new pool
+        assignment stored; None if unplaceable."""
+        decision = await self.decide(subject)
+        if decision is None:
+            return None
+        if decision.new_assignment and subject.user_key is not None:
+            await self._store.set(subject.user_key, decision.target)
+        return decision.target
+
+    async def decide(self, subject: LoginSubject) -> Decision | None:
+        """Where ``subject`` goes, logged; a new pool assignment is left for
+        the caller to store (``Decision.new_assignment``)."""
         decision = await route(
-            self._engine, subject, self._store, unhealthy=self._health.unhealthy
+            self._engine,
+            subject,
+            self._store,
+            unhealthy=self._health.unhealthy,
+            remember=False,
         )
         who = subject.mxid or subject.user_key
         if decision is None:
@@ -129,7 +146,7 @@ class Portal:
         logger.info(
             "Login of %s goes to %s (%s)", who, decision.target, decision.reason
         )
-        return decision.target
+        return decision
 
     async def _token_login(
         self, request: SynapseRequest, body: dict[str, Any]

@@ -430,8 +430,10 @@ async def route(
     store: AssignmentStore,
     *,
     unhealthy: Collection[str] = (),
+    remember: bool = True,
 ) -> Decision | None:
-    """Decide for ``subject`` and store a new pool assignment.
+    """Decide for ``subject`` and store a new pool assignment, unless
+    ``remember`` is False (the caller stores it later).
 
     The store is only read when no rule matches.
     """
@@ -443,6 +445,6 @@ async def route(
         return None
     assignment = await store.get(user_key)
     decision = engine.assign(user_key, assignment=assignment, unhealthy=unhealthy)
-    if decision is not None and decision.new_assignment:
+    if remember and decision is not None and decision.new_assignment:
         await store.set(user_key, decision.target)
     return decision

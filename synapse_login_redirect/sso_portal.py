@@ -29,6 +29,7 @@ with the same IdP is then silent.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -37,10 +38,11 @@ from synapse.module_api import DirectServeHtmlResource, ModuleApi, SynapseReques
 from synapse.module_api.errors import Codes, ConfigError, SynapseError
 
 from synapse_login_redirect.config import PortalSsoConfig, Target
+from synapse_login_redirect.input_limits import oversized
 from synapse_login_redirect.pages import Pages
 from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
 from synapse_login_redirect.request_body import query_arg
-from synapse_login_redirect.routing import SELF, LoginSubject
+from synapse_login_redirect.routing import SELF, Decision, LoginSubject
 from synapse_login_redirect.sso_sessions import (
     LOGIN_TOKEN_PARAM,
     PAGES_PATH,
@@ -50,6 +52,8 @@ from synapse_login_redirect.sso_sessions import (
 )
 from synapse_login_redirect.sso_store import REFUSED_USED, SsoStore
 from synapse_login_redirect.synapse_compat import (
+    AddressLimiter,
+    LimitExceededError,
     RouteCallback,
     consume_login_token,
     external_ids_of,
@@ -67,8 +71,10 @@ BOUNCE_PATH = PAGES_PATH + "bounce"
 ATTRIBUTE_WAIT_STEPS = 20
 ATTRIBUTE_WAIT_SECONDS = 0.05
 
-# Routes a home-realm answer to a target name, or None if nothing places it.
-Router = Callable[[LoginSubject], Awaitable[str | None]]
+# Routes a home-realm answer, or None if nothing places it; stores nothing.
+Router = Callable[[LoginSubject], Awaitable[Decision | None]]
+# Stores a user's new pool assignment: (user key, target name).
+Assign = Callable[[str, str], Awaitable[None]]
 
 _UNPLACED = (
     "We cannot tell which homeserver your account is on. Check what you "
@@ -86,6 +92,9 @@ class SsoPortal:
         api: ModuleApi,
         pages: Pages,
         policy: RedirectUrlPolicy,
+        *,
+        limit_address: AddressLimiter,
+        assign: Assign,
     ) -> None:
         self._config = config
         self._targets = targets
@@ -94,12 +103,15 @@ class SsoPortal:
         self._api = api
         self._pages = pages
         self._policy = policy
+        self._limit_address = limit_address
+        self._assign = assign
         self._store = SsoStore(api)
         self._public_baseurl = api.public_baseurl.rstrip("/")
         self._sessions = BrowserSessions(
             self._store,
             pages,
             config.session_lifetime,
+            config.max_sessions,
             secure_cookie=self._public_baseurl.startswith("https://"),
         )
         self._bounce_url = self._public_baseurl + BOUNCE_PATH
@@ -112,11 +124,13 @@ class SsoPortal:
                 "the portal's own sign-in comes back to it without asking",
                 ("portal", "sso", "portal_idps"),
             )
+        refuse = self._refuse_oversized
         api.register_web_resource(
-            REALM_PATH, _Page(get=self.show_realm_page, post=self.choose_realm)
+            REALM_PATH,
+            _Page(refuse, get=self.show_realm_page, post=self.choose_realm),
         )
-        api.register_web_resource(COMPLETE_PATH, _Page(get=self.complete))
-        api.register_web_resource(BOUNCE_PATH, _Page(get=self.bounce))
+        api.register_web_resource(COMPLETE_PATH, _Page(refuse, get=self.complete))
+        api.register_web_resource(BOUNCE_PATH, _Page(refuse, get=self.bounce))
 
     def hook_redirect(self, original: RouteCallback) -> RouteCallback:
         """A hook for every path of Synapse's SSO and CAS redirect servlet: the
@@ -135,7 +149,11 @@ class SsoPortal:
         return on_GET
 
     async def start(self, request: SynapseRequest, idp_id: str | None) -> None:
-        """``GET /login/sso/redirect[/{idp}]`` at the portal: on to the realm page."""
+        """``GET /login/sso/redirect[/{idp}]`` at the portal: on to the realm page,
+        or to the portal's own IdP with a new session."""
+        raw_idp = None if idp_id is None else idp_id.encode("utf-8")
+        if self._refuse_oversized(request, idp=raw_idp):
+            return
         redirect_url = query_arg(request, "redirectUrl")
         if redirect_url is None:  # as Synapse's own servlet answers
             raise SynapseError(
@@ -143,6 +161,10 @@ class SsoPortal:
                 "Missing string query parameter redirectUrl",
                 Codes.MISSING_PARAM,
             )
+        own_idp = idp_id if idp_id in self._config.portal_idps else None
+        # Only a start that stores a session counts as a login attempt.
+        if await self._refuse_over_limit(request, count=own_idp is not None):
+            return
         if self._pages.refuse_redirect_url(request, self._policy, redirect_url):
             return
         params = {"redirectUrl": redirect_url}
@@ -150,10 +172,12 @@ class SsoPortal:
             idp_id = None
         elif idp_id is not None:
             params["idp"] = idp_id
-        if idp_id is not None and idp_id in self._config.portal_idps:
-            session = await self._sessions.start(request, None, idp_id, redirect_url)
+        if own_idp is not None:
+            session = await self._sessions.start(request, None, own_idp, redirect_url)
+            if session is None:
+                return
             bounce = f"{self._bounce_url}?" + urlencode({"session": session})
-            own_sso = f"/_matrix/client/v3/login/sso/redirect/{quote(idp_id, safe='')}"
+            own_sso = f"/_matrix/client/v3/login/sso/redirect/{quote(own_idp, safe='')}"
             _redirect(request, f"{own_sso}?" + urlencode({"redirectUrl": bounce}))
             return
         _redirect(request, f"{REALM_PATH}?{urlencode(params)}")
@@ -203,7 +227,12 @@ class SsoPortal:
         )
 
     async def choose_realm(self, request: SynapseRequest) -> None:
-        """The realm form's answer: start a session and go to the target's SSO."""
+        """The realm form's answer: start a session and go to the target's SSO.
+
+        Counts as a login attempt, before anything is looked up or stored.
+        """
+        if await self._refuse_over_limit(request, count=True):
+            return
         redirect_url = query_arg(request, "redirectUrl")
         if redirect_url is None:
             await self.show_realm_page(request)
@@ -211,15 +240,18 @@ class SsoPortal:
         if self._pages.refuse_redirect_url(request, self._policy, redirect_url):
             return
         idp_id = query_arg(request, "idp") or None
-        target_name, problem = await self._place(request)
+        target_name, assign_user_key, problem = await self._place(request)
         if target_name is None:
             self._realm_page(request, 403, redirect_url, idp_id, error=problem)
             return
         target = self._targets[target_name]
         if self._refuse_failing(request, target):
             return
-        session = await self._sessions.start(request, target.name, idp_id, redirect_url)
-        self._to_target(request, target, idp_id, session)
+        session = await self._sessions.start(
+            request, target.name, idp_id, redirect_url, assign_user_key
+        )
+        if session is not None:
+            self._to_target(request, target, idp_id, session)
 
     async def bounce(self, request: SynapseRequest) -> None:
         """Back from the portal's own IdP: route the user's attributes."""
@@ -241,14 +273,15 @@ class SsoPortal:
             email=emails[0] if emails else None,
             attributes=attributes,
         )
-        target_name = await self._router(subject)
-        if target_name is None or target_name == SELF:
+        decision = await self._router(subject)
+        if decision is None or decision.target == SELF:
             self._pages.error(request, 403, "Sign-in failed", _UNPLACED)
             return
-        target = self._targets[target_name]
+        target = self._targets[decision.target]
         if self._refuse_failing(request, target):
             return
-        if not await self._store.set_target(session_id, target.name):
+        assign_user_key = _assign_user_key(subject, decision)
+        if not await self._store.set_target(session_id, target.name, assign_user_key):
             self._pages.error(request, 403, "Sign-in failed", REFUSALS[REFUSED_USED])
             return
         idp_id = self._config.portal_idps.get(pending.idp_id or "")
@@ -274,6 +307,43 @@ class SsoPortal:
                     return attributes
             await self._api.sleep(ATTRIBUTE_WAIT_SECONDS)
         return None
+
+    def _refuse_oversized(
+        self, request: SynapseRequest, **fields: bytes | None
+    ) -> bool:
+        """An error page if the request is beyond the caps of ``input_limits``."""
+        refusal = oversized(request, **fields)
+        if refusal is None:
+            return False
+        code, reason = refusal
+        logger.info("Refused an oversized SSO request: %s", reason)
+        self._pages.error(
+            request,
+            code,
+            "Sign-in failed",
+            f"{reason} Please start again from your app.",
+        )
+        return True
+
+    async def _refuse_over_limit(self, request: SynapseRequest, *, count: bool) -> bool:
+        """A 429 page if the browser's address is over Synapse's
+        ``rc_login.address`` limit; ``count`` makes this request an attempt."""
+        address = request.get_client_ip_if_available()
+        try:
+            await self._limit_address(address, update=count)
+        except LimitExceededError as e:
+            seconds = max(1, math.ceil((e.retry_after_ms or 0) / 1000))
+            request.setHeader(b"Retry-After", str(seconds).encode("ascii"))  # type: ignore[no-untyped-call]
+            wait = f"{seconds} seconds" if seconds < 120 else f"{seconds // 60} minutes"
+            self._pages.error(
+                request,
+                429,
+                "Too many sign-in attempts",
+                f"Too many sign-in attempts came from your network. Please try "
+                f"again in {wait}.",
+            )
+            return True
+        return False
 
     def _refuse_failing(self, request: SynapseRequest, target: Target) -> bool:
         if not self._is_failing(target.name):
@@ -307,27 +377,38 @@ class SsoPortal:
         logger.info("SSO sign-in %s goes to %s", session_id[:8], target.name)
         _redirect(request, location)
 
-    async def _place(self, request: SynapseRequest) -> tuple[str | None, str]:
-        """The target for the realm form's answer, or None and what to say."""
+    async def _place(
+        self, request: SynapseRequest
+    ) -> tuple[str | None, str | None, str]:
+        """The target for the realm form's answer and the user key of a new pool
+        assignment to it, or None, None and what to say."""
         department = (query_arg(request, "department") or "").strip()
         user = (query_arg(request, "user") or "").strip()
         if department:
             target = self._config.departments.get(department)
             if target is None:
-                return None, "Please choose a department from the list."
-            return target, ""
+                return None, None, "Please choose a department from the list."
+            return target, None, ""
         if not user or not self._config.ask_user:
-            return None, "Please tell us your department or your email address."
+            return (
+                None,
+                None,
+                "Please tell us your department or your email address.",
+            )
         if "@" in user and not user.startswith("@"):
             subject = LoginSubject(email=user)
         else:
             subject = LoginSubject.from_user(user)
         if not subject.is_plausible():
-            return None, "Please enter a Matrix ID (@name:server) or an email address."
-        target = await self._router(subject)
-        if target is None or target == SELF:
-            return None, _UNPLACED
-        return target, ""
+            return (
+                None,
+                None,
+                "Please enter a Matrix ID (@name:server) or an email address.",
+            )
+        decision = await self._router(subject)
+        if decision is None or decision.target == SELF:
+            return None, None, _UNPLACED
+        return decision.target, _assign_user_key(subject, decision), ""
 
     async def complete(self, request: SynapseRequest) -> None:
         """The target sent the browser back: pass the token on to the client."""
@@ -343,6 +424,8 @@ class SsoPortal:
             return
         lifetime_ms = int(self._config.token_lifetime * 1000)
         await self._store.remember_token(login_token, target.name, lifetime_ms)
+        if completion.assign_user_key is not None:  # a new pool user signed in
+            await self._assign(completion.assign_user_key, target.name)
         self._sessions.forget(request, session_id)
         client_url = completion.client_redirect_url
         final_url = add_query_params(
@@ -355,30 +438,41 @@ class SsoPortal:
             self._pages.confirm(request, client_url, final_url, target.public_name)
 
 
+def _assign_user_key(subject: LoginSubject, decision: Decision) -> str | None:
+    """The user key to assign to the decision's target once the sign-in
+    completes, if the pool placed a new user."""
+    return subject.user_key if decision.new_assignment else None
+
+
 def _redirect(request: SynapseRequest, location: str) -> None:
     request.redirect(location.encode("utf-8"))  # type: ignore[no-untyped-call]
     request.finish()
 
 
 class _Page(DirectServeHtmlResource):
-    """An HTML page of the portal: GET, and POST for forms."""
+    """An HTML page of the portal: GET, and POST for forms, each answered
+    unless ``refuse`` sent an error page instead."""
 
     def __init__(
         self,
+        refuse: Callable[[SynapseRequest], bool],
         get: Callable[[SynapseRequest], Awaitable[None]],
         post: Callable[[SynapseRequest], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__()
+        self._refuse = refuse
         self._get = get
         self._post = post
 
     async def _async_render_GET(self, request: SynapseRequest) -> None:
-        await self._get(request)
+        if not self._refuse(request):
+            await self._get(request)
 
     async def _async_render_POST(self, request: SynapseRequest) -> None:
         if self._post is None:
             raise SynapseError(405, "Method not allowed", Codes.UNRECOGNIZED)
-        await self._post(request)
+        if not self._refuse(request):
+            await self._post(request)
 
 
 def _localpart(user_id: str | None) -> str | None:

@@ -39,6 +39,7 @@ REFUSALS = {
 UNKNOWN_SESSION = (
     "This sign-in link is not valid here. Please start again from your app."
 )
+_FULL = "Too many sign-ins are in progress. Please try again in a few minutes."
 
 # A store method checking a session: (session id, cookie nonce) -> the outcome.
 SessionCheck = Callable[[str, str | None], Awaitable[Completion]]
@@ -46,11 +47,17 @@ SessionCheck = Callable[[str, str | None], Awaitable[Completion]]
 
 class BrowserSessions:
     def __init__(
-        self, store: SsoStore, pages: Pages, lifetime: float, secure_cookie: bool
+        self,
+        store: SsoStore,
+        pages: Pages,
+        lifetime: float,
+        max_sessions: int,
+        secure_cookie: bool,
     ) -> None:
         self._store = store
         self._pages = pages
         self._lifetime = lifetime
+        self._max_sessions = max_sessions
         self._secure_cookie = secure_cookie
 
     async def start(
@@ -59,11 +66,25 @@ class BrowserSessions:
         target: str | None,
         idp_id: str | None,
         redirect_url: str,
-    ) -> str:
-        """A new session, bound to this browser by a cookie; its id."""
+        assign_user_key: str | None = None,
+    ) -> str | None:
+        """A new session, bound to this browser by a cookie; its id, or None
+        once an error page is sent (too many sessions in progress)."""
         session = await self._store.start_session(
-            target, idp_id, redirect_url, int(self._lifetime * 1000)
+            target,
+            idp_id,
+            redirect_url,
+            assign_user_key,
+            lifetime_ms=int(self._lifetime * 1000),
+            max_sessions=self._max_sessions,
         )
+        if session is None:
+            logger.warning(
+                "SSO sign-in refused: %d sign-ins in progress (portal.sso.max_sessions)",
+                self._max_sessions,
+            )
+            self._pages.error(request, 503, "Sign-in unavailable", _FULL)
+            return None
         self._set_cookie(request, session.session_id, session.nonce, self._lifetime)
         return session.session_id
 

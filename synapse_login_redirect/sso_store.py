@@ -3,7 +3,9 @@
 - sign-in sessions: started on the home-realm page (target known) or before
   the portal's own IdP login (target decided afterwards from the user's
   attributes), completed once when the target sends the browser back; bound
-  to the browser by a cookie nonce, of which only a hash is stored;
+  to the browser by a cookie nonce, of which only a hash is stored; with the
+  user key of a new pool assignment, stored only once the sign-in completes;
+  at most ``max_sessions`` at once;
 - the attributes or claims the portal's own IdP gave, by remote user id, for
   a short while;
 - login tokens: which target minted a token, by the token's hash (never the
@@ -34,7 +36,8 @@ CREATE TABLE IF NOT EXISTS {_SESSIONS} (
     idp_id TEXT,
     client_redirect_url TEXT NOT NULL,
     expires_ts BIGINT NOT NULL,
-    used_ts BIGINT
+    used_ts BIGINT,
+    assign_user_key TEXT
 )
 """
 _CREATE_ATTRIBUTES = f"""
@@ -71,6 +74,8 @@ class Completion:
     idp_id: str | None = None
     client_redirect_url: str | None = None
     refusal: str | None = None  # one of the REFUSED_* values
+    # The user whose new pool assignment to the target completion stores.
+    assign_user_key: str | None = None
 
 
 REFUSED_UNKNOWN = "unknown"
@@ -90,12 +95,16 @@ class SsoStore:
         target: str | None,
         idp_id: str | None,
         client_redirect_url: str,
+        assign_user_key: str | None,
+        *,
         lifetime_ms: int,
-    ) -> NewSession:
-        """A session for ``target``, or (None) one whose target comes later."""
+        max_sessions: int,
+    ) -> NewSession | None:
+        """A session for ``target``, or (None) one whose target comes later;
+        None if ``max_sessions`` sessions are already in progress."""
         new = NewSession(secrets.token_urlsafe(24), secrets.token_urlsafe(24))
         now = self._tables.now_ms()
-        await self._tables.run(
+        started = await self._tables.run(
             "login_redirect_start_sso",
             _insert_session,
             new.session_id,
@@ -103,10 +112,12 @@ class SsoStore:
             target,
             idp_id,
             client_redirect_url,
+            assign_user_key,
             now,
             now + lifetime_ms,
+            max_sessions,
         )
-        return new
+        return new if started else None
 
     async def complete_session(self, session_id: str, nonce: str | None) -> Completion:
         """Use a session once, from the browser holding its cookie nonce."""
@@ -130,10 +141,17 @@ class SsoStore:
             self._tables.now_ms(),
         )
 
-    async def set_target(self, session_id: str, target: str) -> bool:
-        """Give a pending session its target; False if it already had one."""
+    async def set_target(
+        self, session_id: str, target: str, assign_user_key: str | None
+    ) -> bool:
+        """Give a pending session its target (and the user key of a new pool
+        assignment to it); False if it already had one."""
         return await self._tables.run(
-            "login_redirect_set_sso_target", _set_target, session_id, target
+            "login_redirect_set_sso_target",
+            _set_target,
+            session_id,
+            target,
+            assign_user_key,
         )
 
     async def remember_attributes(
@@ -190,37 +208,55 @@ def _insert_session(
     target: str | None,
     idp_id: str | None,
     client_redirect_url: str,
+    assign_user_key: str | None,
     now: int,
     expires: int,
-) -> None:
+    max_sessions: int,
+) -> bool:
+    """Purge expired sessions, then insert one unless ``max_sessions`` remain."""
     txn.execute(f"DELETE FROM {_SESSIONS} WHERE expires_ts < ?", (now,))
+    txn.execute(f"SELECT COUNT(*) FROM {_SESSIONS}")
+    row = txn.fetchone()
+    if row is not None and row[0] >= max_sessions:
+        return False
     txn.execute(
         f"INSERT INTO {_SESSIONS} (session_id, nonce_hash, target, idp_id,"
-        " client_redirect_url, expires_ts) VALUES (?, ?, ?, ?, ?, ?)",
-        (session_id, nonce_hash, target, idp_id, client_redirect_url, expires),
+        " client_redirect_url, expires_ts, assign_user_key)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            session_id,
+            nonce_hash,
+            target,
+            idp_id,
+            client_redirect_url,
+            expires,
+            assign_user_key,
+        ),
     )
+    return True
 
 
 def _checked_session(
     txn: LoggingTransaction, session_id: str, nonce_hash: str | None, now: int
-) -> Completion | tuple[str | None, str | None, str]:
-    """A refusal, or the session's target, idp id and client URL."""
+) -> Completion | tuple[str | None, str | None, str, str | None]:
+    """A refusal, or the session's target, idp id, client URL and user key
+    to assign."""
     txn.execute(
-        f"SELECT nonce_hash, target, idp_id, client_redirect_url, expires_ts, used_ts"
-        f" FROM {_SESSIONS} WHERE session_id = ?",
+        f"SELECT nonce_hash, target, idp_id, client_redirect_url, expires_ts,"
+        f" used_ts, assign_user_key FROM {_SESSIONS} WHERE session_id = ?",
         (session_id,),
     )
     row = txn.fetchone()
     if row is None:
         return Completion(refusal=REFUSED_UNKNOWN)
-    stored_hash, target, idp_id, url, expires, used = row
+    stored_hash, target, idp_id, url, expires, used, assign_user_key = row
     if used is not None:
         return Completion(refusal=REFUSED_USED)
     if expires < now:
         return Completion(refusal=REFUSED_EXPIRED)
     if nonce_hash is None or not hmac.compare_digest(stored_hash, nonce_hash):
         return Completion(refusal=REFUSED_OTHER_BROWSER)
-    return target, idp_id, url
+    return target, idp_id, url, assign_user_key
 
 
 def _pending_session(
@@ -229,16 +265,22 @@ def _pending_session(
     checked = _checked_session(txn, session_id, nonce_hash, now)
     if isinstance(checked, Completion):
         return checked
-    target, idp_id, url = checked
+    target, idp_id, url, _ = checked
     if target is not None:
         return Completion(refusal=REFUSED_USED)
     return Completion(idp_id=idp_id, client_redirect_url=url)
 
 
-def _set_target(txn: LoggingTransaction, session_id: str, target: str) -> bool:
+def _set_target(
+    txn: LoggingTransaction,
+    session_id: str,
+    target: str,
+    assign_user_key: str | None,
+) -> bool:
     txn.execute(
-        f"UPDATE {_SESSIONS} SET target = ? WHERE session_id = ? AND target IS NULL",
-        (target, session_id),
+        f"UPDATE {_SESSIONS} SET target = ?, assign_user_key = ?"
+        " WHERE session_id = ? AND target IS NULL",
+        (target, assign_user_key, session_id),
     )
     return bool(txn.rowcount == 1)
 
@@ -249,7 +291,7 @@ def _complete_session(
     checked = _checked_session(txn, session_id, nonce_hash, now)
     if isinstance(checked, Completion):
         return checked
-    target, idp_id, url = checked
+    target, idp_id, url, assign_user_key = checked
     if target is None:  # the portal's own IdP login has not come back yet
         return Completion(refusal=REFUSED_UNKNOWN)
     txn.execute(
@@ -258,7 +300,12 @@ def _complete_session(
     )
     if txn.rowcount != 1:  # another worker completed it first
         return Completion(refusal=REFUSED_USED)
-    return Completion(target=target, idp_id=idp_id, client_redirect_url=url)
+    return Completion(
+        target=target,
+        idp_id=idp_id,
+        client_redirect_url=url,
+        assign_user_key=assign_user_key,
+    )
 
 
 def _insert_token(

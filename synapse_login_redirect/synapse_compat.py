@@ -10,12 +10,16 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import attr
 import synapse
 from synapse.api.auth.base import BaseAuth
-from synapse.api.errors import SynapseError, UnrecognizedRequestError
+from synapse.api.errors import (
+    LimitExceededError,
+    SynapseError,
+    UnrecognizedRequestError,
+)
 from synapse.api.ratelimiting import Ratelimiter
 from synapse.appservice import ApplicationService
 from synapse.handlers.oidc import JinjaOidcMappingProvider
@@ -30,6 +34,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 __all__ = [
+    "LimitExceededError",  # what Synapse's rate limiters raise
     "JinjaOidcMappingProvider",  # Synapse's default OIDC mapping provider
     "DefaultSamlMappingProvider",  # and SAML's, with its config class
     "SamlConfig",
@@ -277,9 +282,12 @@ async def external_ids_of(api: ModuleApi, user_id: str) -> list[tuple[str, str]]
     return [(str(p), str(e)) for p, e in await store.get_external_ids_by_user(user_id)]
 
 
-# Checks one client address against Synapse's ``rc_login.address`` limit,
-# raising its LimitExceededError (429 M_LIMIT_EXCEEDED, retry_after_ms).
-AddressLimiter = Callable[[str], Awaitable[None]]
+class AddressLimiter(Protocol):
+    """Checks one client address against Synapse's ``rc_login.address`` limit,
+    raising its LimitExceededError (429 M_LIMIT_EXCEEDED, retry_after_ms);
+    ``update=False`` checks without counting an attempt."""
+
+    async def __call__(self, address: str, *, update: bool = True) -> None: ...
 
 
 def login_address_limiter(api: ModuleApi) -> AddressLimiter:
@@ -295,7 +303,7 @@ def login_address_limiter(api: ModuleApi) -> AddressLimiter:
         cfg=hs.config.ratelimiting.rc_login_address,
     )
 
-    async def check(address: str) -> None:
-        await limiter.ratelimit(None, address)
+    async def check(address: str, *, update: bool = True) -> None:
+        await limiter.ratelimit(None, address, update=update)
 
     return check

@@ -7,6 +7,7 @@ homeservers costs about one cold start.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
@@ -182,6 +183,14 @@ class Homeserver:
 
     def _write_config(self) -> None:
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+
+    @property
+    def module_config(self) -> dict[str, Any]:
+        """A copy of the module's config."""
+        for module in self.config["modules"]:
+            if module["module"] == MODULE:
+                return copy.deepcopy(module["config"])
+        raise KeyError(f"{self.name} does not load the module")
 
     def set_module_config(self, module_config: Mapping[str, Any]) -> None:
         """Change the module's config; it takes effect at the next (re)start."""

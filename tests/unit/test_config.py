@@ -247,6 +247,21 @@ def test_full_config() -> None:
             "must be a non-empty string, not ' '",
         ),
         (
+            {"portal": {"sso": {"max_sessions": 0}}},
+            ("portal", "sso", "max_sessions"),
+            "must be a number of sign-ins >= 1, not 0",
+        ),
+        (
+            {"portal": {"sso": {"max_sessions": True}}},
+            ("portal", "sso", "max_sessions"),
+            "must be a number of sign-ins >= 1, not True",
+        ),
+        (
+            {"portal": {"sso": {"departments": {"D" * 256: "eng"}}}},
+            ("portal", "sso", "departments", "D" * 256),
+            "a department label is at most 255 bytes",
+        ),
+        (
             {"portal": {"health_check_interval": -1}},
             ("portal", "health_check_interval"),
             "must be a number of seconds >= 0 (0 turns it off), not -1",
@@ -342,6 +357,7 @@ def test_portal_sso_and_redirect_url_settings() -> None:
     assert config.portal.sso.session_lifetime == 600
     assert config.portal.sso.token_lifetime == 120
     assert config.portal.sso.realm_page_name == "Choose your organisation"
+    assert config.portal.sso.max_sessions == 10000
     assert config.redirect_url.require_https is True
     assert config.redirect_url.allowed_prefixes == (
         "element://",

@@ -320,6 +320,16 @@ def test_route_stores_a_new_assignment_then_keeps_it() -> None:
     assert store.assignments == {"alice": "eng"}
 
 
+def test_route_leaves_a_new_assignment_to_the_caller_without_remember() -> None:
+    """As SSO through the portal does, storing it once the sign-in completes."""
+    store = MemoryAssignmentStore()
+    subject = LoginSubject.from_user("alice")
+    routing = engine({"pool": {"eng": 1}})
+    decision = asyncio.run(route(routing, subject, store, remember=False))
+    assert decision == Decision("eng", "pool (weights eng=1)", new_assignment=True)
+    assert store.assignments == {}
+
+
 def test_route_replaces_an_assignment_to_an_unknown_target() -> None:
     store = MemoryAssignmentStore()
     store.assignments["alice"] = "gone"
