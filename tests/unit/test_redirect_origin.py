@@ -12,7 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
+from synapse_login_redirect.redirect_policy import (
+    ClientWhitelist,
+    RedirectUrlPolicy,
+    RefusedUrl,
+    UrlPrefix,
+    parse_client_url,
+)
+from synapse_login_redirect.urls import add_query_params
 
 PREFIXES = (
     "https://app.element.io",
@@ -20,7 +27,7 @@ PREFIXES = (
     "https://a.example/app",
     "element://connect",
 )
-LISTED = RedirectUrlPolicy(allowed_prefixes=PREFIXES)
+LISTED = RedirectUrlPolicy(allowed_prefixes=tuple(map(UrlPrefix.parse, PREFIXES)))
 HTTPS = RedirectUrlPolicy(require_https=True)
 
 
@@ -109,10 +116,15 @@ def test_allowed_urls_stay_allowed(policy: RedirectUrlPolicy, url: str) -> None:
     assert policy.refusal(url) is None
 
 
-SCHEMES = st.sampled_from(
+def pieces(usual: list[str], hostile: list[str]) -> st.SearchStrategy[str]:
+    """One of ``usual`` three times in four, else one of ``hostile``."""
+    usual_piece = st.sampled_from(usual)
+    return st.one_of(usual_piece, usual_piece, usual_piece, st.sampled_from(hostile))
+
+
+SCHEMES = pieces(
+    ["https", "http", "element"],
     [
-        "http",
-        "https",
         "HTTP",
         "HtTpS",
         "javascript",
@@ -121,17 +133,15 @@ SCHEMES = st.sampled_from(
         "file",
         "blob:https",
         "blob:http",
-        "element",
         "ELEMENT",
         "ws",
         "",
-    ]
+    ],
 )
-SEPARATORS = st.sampled_from(["://", ":/", ":", ":///", ":\\\\", ":/\\", "://\\"])
-USERINFO = st.sampled_from(
+SEPARATORS = pieces(["://"], [":/", ":", ":///", ":\\", ":/\\", "://\\"])
+USERINFO = pieces(
+    [""],
     [
-        "",
-        "",
         "user@",
         "127.0.0.1:@",
         "127.0.0.1:80@",
@@ -143,45 +153,37 @@ USERINFO = st.sampled_from(
         "x:y@",
         "evil.example%2F@",
         "evil.example\\@",
-    ]
+    ],
 )
-HOSTS = st.sampled_from(
+HOSTS = pieces(
+    ["app.element.io", "127.0.0.1", "a.example", "connect", "localhost"],
     [
-        "app.element.io",
         "APP.Element.IO",
         "app.element.io.",
         "app.element.io.evil.example",
         "evil.example",
-        "127.0.0.1",
         "0x7f.1",
         "2130706433",
         "127.1",
         "[::1]",
         "[0:0::1]",
-        "localhost",
         "LocalHost",
-        "a.example",
         "A.EXAMPLE",
         "xn--bcher-kva.example",
         "bücher.example",
         "app。element。io",
         "ａｐｐ.element.io",
-        "connect",
         "Connect",
         "app%2eelement.io",
         "evil.example%2F.app.element.io",
         "",
-    ]
+    ],
 )
-PORTS = st.sampled_from(["", "", ":", ":443", ":80", ":8080", ":0443", ":99999", ":@"])
-PATHS = st.sampled_from(
+PORTS = pieces([""], [":", ":443", ":80", ":8080", ":0443", ":99999", ":@"])
+PATHS = pieces(
+    ["", "/", "/app", "/app/", "/app/x", "/cb"],
     [
-        "",
-        "/",
-        "/app",
         "/apps",
-        "/app/",
-        "/app/x",
         "/app/../x",
         "/app/%2e%2e/x",
         "/app/%2E./x",
@@ -190,20 +192,39 @@ PATHS = st.sampled_from(
         "\\evil.example",
         "//evil.example",
         "/%40evil.example",
-        "/cb",
         "/@evil.example",
-    ]
+    ],
 )
-TAILS = st.sampled_from(
-    ["", "", "?x=1", "#frag", "?@evil.example", "#@evil.example", "#/login?x=1"]
+TAILS = pieces(
+    ["", "?x=1", "#frag", "#/login?x=1"], ["?@evil.example", "#@evil.example"]
 )
 NASTY = st.sampled_from(
-    ["\t", "\n", "\r", "\\", "@", "%2F", "%40", "..", "/", " ", "\x00", "#", "?", ":"]
+    [
+        *("\t", "\n", "\r", "\\", "@", "%2F", "%40", "..", "/", " ", "\x00"),
+        *("#", "?", ":", ":8080", "@evil.example", ".evil.example", "user@"),
+        *("evil.example\\@", "%2e%2e/", "../", "/..", "%2F..%2F", "%00", "。"),
+    ]
+)
+GOOD = st.sampled_from(
+    [
+        "https://app.element.io/#/login",
+        "http://127.0.0.1:8080/cb?x=1",
+        "https://a.example/app/x",
+        "element://connect/cb",
+        "http://localhost/cb",
+    ]
 )
 
 
 @st.composite
 def hostile_urls(draw: st.DrawFn) -> str:
+    """Hostile pieces put together, or an allowed URL with hostile insertions."""
+    if draw(st.booleans()):
+        url = draw(GOOD)
+        for _ in range(draw(st.integers(1, 3))):
+            at = draw(st.integers(0, len(url)))
+            url = url[:at] + draw(NASTY) + url[at:]
+        return url
     url = (
         draw(SCHEMES)
         + draw(SEPARATORS)
@@ -213,7 +234,7 @@ def hostile_urls(draw: st.DrawFn) -> str:
         + draw(PATHS)
         + draw(TAILS)
     )
-    for _ in range(draw(st.integers(0, 2))):
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
         at = draw(st.integers(0, len(url)))
         url = url[:at] + draw(NASTY) + url[at:]
     return url
@@ -252,3 +273,161 @@ def test_listed_accepts_only_allowed_origins(url: str) -> None:
 def test_require_https_accepts_only_https_or_loopback(url: str) -> None:
     if HTTPS.refusal(url) is None:
         assert _clean(url) and _parses(url) and allowed_by_https(url), url
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("https:evil.example", "a browser would read another host"),
+        ("https:///evil.example", "a browser would read another host"),
+        ("http://0x7f.1/", "a browser would read another host"),
+        ("http://127.1/", "a browser would read another host"),
+        ("https://app%2eelement.io/", "a browser would read another host"),
+        ("https://@app.element.io/", "must not contain a user name or password"),
+        ("http://127.0.0.1:@evil.example/cb", "must not contain a user name"),
+        ("http://evil.example\\@127.0.0.1/", "contains a backslash"),
+        ("https://app.element.io\t.evil.example/", "contains a control character"),
+        ("https://app.element.io/\n", "contains a control character"),
+        (" https://app.element.io/", "begins or ends with a space"),
+        ("https://app.element.io/ ", "begins or ends with a space"),
+        ("blob:https://app.element.io/x", "blob: URLs are never allowed"),
+    ],
+)
+def test_refusal_says_why(url: str, reason: str) -> None:
+    refusal = RedirectUrlPolicy().refusal(url)
+    assert refusal is not None and reason in refusal
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://bücher.example/",  # IDNA: the host a browser reads
+        "https://app。element。io/",
+        "HTTPS://APP.Element.IO:0443/",
+        "http://[::1]:8080/",
+        "element://Connect/x",
+        "com.example.app:/callback",
+    ],
+)
+def test_text_and_browser_agree(url: str) -> None:
+    assert RedirectUrlPolicy().refusal(url) is None
+
+
+@pytest.mark.parametrize(
+    ("prefix", "url", "admitted"),
+    [
+        ("https://a.example/app", "https://a.example/app", True),
+        ("https://a.example/app", "https://a.example/app/", True),
+        ("https://a.example/app", "https://a.example/app/x", True),
+        ("https://a.example/app", "https://a.example/app?x#y", True),
+        ("https://a.example/app", "https://a.example/apps", False),
+        ("https://a.example/app", "https://a.example/", False),
+        ("https://a.example/app/", "https://a.example/app", False),
+        ("https://a.example/app/", "https://a.example/app/x", True),
+        ("https://a.example", "https://a.example/anything", True),
+        ("https://a.example", "https://a.example:8443/", False),
+        ("https://a.example", "http://a.example/", False),
+        ("http://127.0.0.1:", "http://127.0.0.1:1234/cb", True),
+        ("http://127.0.0.1:", "http://127.0.0.1/cb", True),
+        ("http://127.0.0.1:/cb", "http://127.0.0.1:9/cb/x", True),
+        ("http://127.0.0.1:/cb", "http://127.0.0.1:9/", False),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8081/", False),
+        ("element://connect", "element://connect", True),
+        ("element://connect", "element://connect/x?y", True),
+        ("element://connect", "element://connected", False),
+    ],
+)
+def test_prefix_admits_by_origin_and_path(
+    prefix: str, url: str, admitted: bool
+) -> None:
+    policy = RedirectUrlPolicy(allowed_prefixes=(UrlPrefix.parse(prefix),))
+    assert (policy.refusal(url) is None) is admitted
+
+
+@pytest.mark.parametrize(
+    ("prefix", "reason"),
+    [
+        ("element://", "does not name an origin"),
+        ("element:connect", "does not name an origin"),
+        ("ws://a.example/", "does not name an origin"),
+        ("https://a.example/?x=1", "must not have a query or a fragment"),
+        ("https://a.example/#/login", "must not have a query or a fragment"),
+        ("https://user@a.example/", "must not contain a user name"),
+        ("app.element.io", "not an absolute URL"),
+        ("javascript:", "never allowed"),
+        ("https://a.example:99999/", "not a valid URL"),
+    ],
+)
+def test_prefix_must_name_an_origin(prefix: str, reason: str) -> None:
+    with pytest.raises(RefusedUrl, match=reason):
+        UrlPrefix.parse(prefix)
+
+
+WHITELIST = ClientWhitelist.of(
+    ["https://app.element.io", "http://127.0.0.1:", "element://", "https://x/?q"]
+)
+
+
+def test_whitelist_entries_without_an_origin_never_match() -> None:
+    assert [entry for entry, _ in WHITELIST.unusable] == ["element://", "https://x/?q"]
+    assert not WHITELIST.admits("element://connect")
+    assert not WHITELIST.misleads_synapse("element://connect")  # left to Synapse
+
+
+@pytest.mark.parametrize(
+    ("url", "admitted", "misleading"),
+    [
+        ("https://app.element.io/#/login", True, False),
+        ("http://127.0.0.1:7/cb", True, False),
+        ("https://app.element.io.evil.example/", False, True),
+        ("https://app.element.io@evil.example/", False, True),
+        ("http://127.0.0.1:@evil.example/", False, True),
+        ("https://evil.example/", False, False),
+    ],
+)
+def test_whitelist_matches_by_origin(
+    url: str, admitted: bool, misleading: bool
+) -> None:
+    assert WHITELIST.admits(url) is admitted
+    assert WHITELIST.misleads_synapse(url) is misleading
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://app.element.io/#/login", "app.element.io"),
+        ("https://app.element.io:8443/x?y", "app.element.io:8443"),
+        ("https://bücher.example/", "xn--bcher-kva.example"),
+        ("http://127.0.0.1:9/cb?x=1#f", "http://127.0.0.1:9/cb"),
+        ("element://connect?x", "element://connect"),
+    ],
+)
+def test_confirmation_page_names_the_browser_parsed_host(url: str, shown: str) -> None:
+    assert parse_client_url(url).shown_as == shown
+
+
+LISTED_WHITELIST = ClientWhitelist.of(PREFIXES)
+
+
+@PROPERTY
+@given(hostile_urls())
+def test_whitelist_admits_only_allowed_origins(url: str) -> None:
+    if LISTED_WHITELIST.admits(url):
+        assert _clean(url) and _parses(url) and allowed_by_listed(url), url
+
+
+@PROPERTY
+@given(hostile_urls())
+def test_adding_the_token_keeps_the_origin_and_path(url: str) -> None:
+    """The URL the portal sends the browser to is judged like the client's."""
+    if RedirectUrlPolicy().refusal(url) is None:
+        final = add_query_params(
+            url, [("homeserver", "https://hs"), ("loginToken", "t")]
+        )
+        before, after = parse_client_url(url), parse_client_url(final)
+        assert (after.scheme, after.host, after.port, after.path) == (
+            before.scheme,
+            before.host,
+            before.port,
+            before.path,
+        )

@@ -279,6 +279,15 @@ def test_redirect_url_goes_to_its_browser_parsed_origin(
     assert _token_destination(portals, redirect_url) == destination
 
 
+def test_whitelist_entry_without_an_origin_is_reported(
+    portals: PortalDeployment,
+) -> None:
+    wait_for_log(
+        portals.portal_proxy,
+        b"sso.client_whitelist entry 'element://' never skips the confirmation page",
+    )
+
+
 def test_completion_used_from_another_browser_is_refused(
     portals: PortalDeployment,
 ) -> None:
