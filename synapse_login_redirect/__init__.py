@@ -16,6 +16,7 @@ from synapse_login_redirect.login_input import check_login_input
 from synapse_login_redirect.oidc_mapping import OidcMappingProvider
 from synapse_login_redirect.pages import Pages
 from synapse_login_redirect.portal import Portal
+from synapse_login_redirect.redirect_policy import ClientWhitelist
 from synapse_login_redirect.saml_mapping import SamlMappingProvider
 from synapse_login_redirect.synapse_compat import (
     LOGIN_SERVLET,
@@ -26,6 +27,7 @@ from synapse_login_redirect.synapse_compat import (
     check_appservice_support,
     on_client_api_resources,
     serves_client_api,
+    sso_client_whitelist,
     synapse_version,
 )
 from synapse_login_redirect.target_role import (
@@ -89,7 +91,10 @@ class LoginRedirect:
         else:
             homeserver = base_url if config.sso_homeserver_param else None
             hooks[sso_redirect] = hook_sso_redirect(
-                pages, config.redirect_url, homeserver
+                pages,
+                config.redirect_url,
+                ClientWhitelist.of(sso_client_whitelist(api)),
+                homeserver,
             )
         self._gateway = LoginGateway(hooks, missing_routes)
         on_client_api_resources(api, self._gateway.attach)

@@ -21,7 +21,11 @@ from synapse_login_redirect.appservice_login import (
 )
 from synapse_login_redirect.config_checks import checked_mapping
 from synapse_login_redirect.input_limits import MAX_DEPARTMENT_BYTES
-from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
+from synapse_login_redirect.redirect_policy import (
+    RedirectUrlPolicy,
+    RefusedUrl,
+    UrlPrefix,
+)
 from synapse_login_redirect.routing import RoutingEngine
 from synapse_login_redirect.routing_config import parse_routing
 from synapse_login_redirect.urls import host_of, normalise_base_url
@@ -163,19 +167,28 @@ def _redirect_url(raw: Any, path: tuple[str, ...]) -> RedirectUrlPolicy:
         return RedirectUrlPolicy()
     settings = checked_mapping(raw, path, _REDIRECT_URL_KEYS)
     prefixes = settings.get("allowed_prefixes", [])
-    if not isinstance(prefixes, list) or not all(
-        isinstance(p, str) and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", p)
-        for p in prefixes
-    ):
-        raise ConfigError(
-            "must be a list of URL prefixes starting with a scheme and '://', "
-            "e.g. https://app.element.io/ or element://",
-            (*path, "allowed_prefixes"),
-        )
+    if not isinstance(prefixes, list):
+        raise ConfigError("must be a list of URL prefixes", (*path, "allowed_prefixes"))
     return RedirectUrlPolicy(
         require_https=_bool(settings, "require_https", path, default=False),
-        allowed_prefixes=tuple(prefixes),
+        allowed_prefixes=tuple(
+            _url_prefix(p, (*path, "allowed_prefixes", str(i)))
+            for i, p in enumerate(prefixes)
+        ),
     )
+
+
+def _url_prefix(raw: Any, path: tuple[str, ...]) -> UrlPrefix:
+    example = (
+        "a prefix names an origin and a path, e.g. https://app.element.io/, "
+        "http://127.0.0.1: (any port) or element://connect"
+    )
+    if not isinstance(raw, str):
+        raise ConfigError(f"must be a string: {example}", path)
+    try:
+        return UrlPrefix.parse(raw)
+    except RefusedUrl as e:
+        raise ConfigError(f"{raw!r} is refused: {e}; {example}", path) from None
 
 
 def _portal_sso(

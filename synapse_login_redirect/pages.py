@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from synapse.module_api import ModuleApi, SynapseRequest, respond_with_html
 
-from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
+from synapse_login_redirect.redirect_policy import (
+    ClientWhitelist,
+    RedirectUrlPolicy,
+    parse_client_url,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +37,20 @@ class Pages:
         self._server_name = api.server_name
 
     def refuse_redirect_url(
-        self, request: SynapseRequest, policy: RedirectUrlPolicy, url: str
+        self,
+        request: SynapseRequest,
+        policy: RedirectUrlPolicy,
+        url: str,
+        whitelist: ClientWhitelist | None = None,
     ) -> bool:
-        """Answer with an error page if ``url`` is not an acceptable redirectUrl."""
+        """Answer with an error page if ``url`` is not an acceptable redirectUrl,
+        or would mislead Synapse's own match of ``whitelist``."""
         reason = policy.refusal(url)
+        if reason is None and whitelist is not None and whitelist.misleads_synapse(url):
+            reason = (
+                "it starts like a client address this server trusts, but a "
+                "browser would go to another origin or path"
+            )
         if reason is None:
             return False
         logger.info("Refused SSO redirectUrl %r: %s", url[:200], reason)
@@ -82,15 +95,12 @@ class Pages:
     def confirm(
         self, request: SynapseRequest, client_url: str, final_url: str, account: str
     ) -> None:
-        """Synapse's own "Continue to your account" page, for unlisted clients."""
-        parts = urlsplit(client_url)
-        display_url = (
-            parts.netloc
-            if parts.scheme == "https"
-            else urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-        )
+        """Synapse's own "Continue to your account" page, for unlisted clients.
+
+        ``client_url`` must have passed ``refuse_redirect_url``.
+        """
         html = self._confirm.render(
-            display_url=display_url,
+            display_url=parse_client_url(client_url).shown_as,
             redirect_url=final_url,
             server_name=self._server_name,
             new_user=False,

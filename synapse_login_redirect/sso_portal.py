@@ -13,7 +13,7 @@
    with ``loginToken``. The portal checks the session and cookie, records
    which target minted the token (a hash), and sends the browser on to C with
    ``homeserver=<target>`` and ``loginToken`` (through Synapse's confirmation
-   page when C is not in ``sso.client_whitelist``).
+   page unless C's origin and path are in ``sso.client_whitelist``).
 4. ``m.login.token`` at the portal is proxied to the target that minted the
    token (see ``Portal``).
 
@@ -40,7 +40,7 @@ from synapse.module_api.errors import Codes, ConfigError, SynapseError
 from synapse_login_redirect.config import PortalSsoConfig, Target
 from synapse_login_redirect.input_limits import oversized
 from synapse_login_redirect.pages import Pages
-from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
+from synapse_login_redirect.redirect_policy import ClientWhitelist, RedirectUrlPolicy
 from synapse_login_redirect.request_body import query_arg
 from synapse_login_redirect.routing import SELF, Decision, LoginSubject
 from synapse_login_redirect.sso_sessions import (
@@ -115,6 +115,14 @@ class SsoPortal:
             secure_cookie=self._public_baseurl.startswith("https://"),
         )
         self._bounce_url = self._public_baseurl + BOUNCE_PATH
+        self._whitelist = ClientWhitelist.of(sso_client_whitelist(api))
+        for entry, reason in self._whitelist.unusable:
+            logger.warning(
+                "sso.client_whitelist entry %r never skips the confirmation page "
+                "of a sign-in through the portal: %s",
+                entry,
+                reason,
+            )
         if config.portal_idps and not self._bounce_url.startswith(
             sso_client_whitelist(api)
         ):
@@ -422,17 +430,20 @@ class SsoPortal:
         if target is None:  # removed from the config since the session began
             self._pages.error(request, 403, "Sign-in failed", UNKNOWN_SESSION)
             return
+        client_url = completion.client_redirect_url
+        # Judged again: the policy may have changed since the session began.
+        if self._pages.refuse_redirect_url(request, self._policy, client_url):
+            return
         lifetime_ms = int(self._config.token_lifetime * 1000)
         await self._store.remember_token(login_token, target.name, lifetime_ms)
         if completion.assign_user_key is not None:  # a new pool user signed in
             await self._assign(completion.assign_user_key, target.name)
         self._sessions.forget(request, session_id)
-        client_url = completion.client_redirect_url
         final_url = add_query_params(
             client_url,
             [(HOMESERVER_PARAM, target.base_url), (LOGIN_TOKEN_PARAM, login_token)],
         )
-        if client_url.startswith(sso_client_whitelist(self._api)):
+        if self._whitelist.admits(final_url):
             _redirect(request, final_url)
         else:
             self._pages.confirm(request, client_url, final_url, target.public_name)

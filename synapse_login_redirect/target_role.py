@@ -15,7 +15,7 @@ import attr
 from synapse.http.site import SynapseRequest
 
 from synapse_login_redirect.pages import Pages
-from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
+from synapse_login_redirect.redirect_policy import ClientWhitelist, RedirectUrlPolicy
 from synapse_login_redirect.request_body import query_arg
 from synapse_login_redirect.synapse_compat import RouteCallback, RouteHook
 from synapse_login_redirect.urls import set_homeserver_param
@@ -75,16 +75,20 @@ def hook_login(advert: Advertisement, *interceptors: Interceptor) -> RouteHook:
 
 
 def hook_sso_redirect(
-    pages: Pages, policy: RedirectUrlPolicy, homeserver: str | None
+    pages: Pages,
+    policy: RedirectUrlPolicy,
+    whitelist: ClientWhitelist,
+    homeserver: str | None,
 ) -> RouteHook:
-    """A hook for ``GET /login/sso/redirect``: check ``redirectUrl`` and add
-    MSC1731's ``homeserver`` (unless ``homeserver`` is None)."""
+    """A hook for ``GET /login/sso/redirect``: check ``redirectUrl`` (also
+    against Synapse's ``whitelist``, which Synapse matches as a string prefix)
+    and add MSC1731's ``homeserver`` (unless ``homeserver`` is None)."""
 
     def hook(original: RouteCallback) -> RouteCallback:
         async def on_GET(request: SynapseRequest, **kwargs: Any) -> Any:
             redirect_url = query_arg(request, "redirectUrl")
             if redirect_url is not None and pages.refuse_redirect_url(
-                request, policy, redirect_url
+                request, policy, redirect_url, whitelist
             ):
                 return None
             if homeserver is not None:

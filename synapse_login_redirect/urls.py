@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+import re
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 HOMESERVER_PARAM = "homeserver"
+# A fragment read as parameters, as clients with routes in the fragment do
+# (``#/login?a=1&b=2``, ``#a=1``): its "?"/"&" separated parts.
+_FRAGMENT_PART = re.compile(r"[^?&]*[?&]?")
 
 
 def normalise_base_url(value: str) -> str:
@@ -57,7 +61,8 @@ def host_of(base_url: str) -> str:
 
 
 def add_query_params(url: str, params: list[tuple[str, str]]) -> str:
-    """``url`` with ``params`` appended, after removing any of the same names."""
+    """``url`` with ``params`` appended, after removing any of the same names
+    from its query and from its fragment (the rest of the fragment is kept)."""
     parts = urlsplit(url)
     names = {name for name, _ in params}
     query = [
@@ -65,4 +70,19 @@ def add_query_params(url: str, params: list[tuple[str, str]]) -> str:
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
         if k not in names
     ]
-    return urlunsplit(parts._replace(query=urlencode(query + params)))
+    return urlunsplit(
+        parts._replace(
+            query=urlencode(query + params),
+            fragment=_without_params(parts.fragment, names),
+        )
+    )
+
+
+def _without_params(fragment: str, names: set[str]) -> str:
+    """``fragment`` without the parameters named ``names``."""
+    kept = "".join(
+        part
+        for part in _FRAGMENT_PART.findall(fragment)
+        if unquote_plus(part.rstrip("?&").partition("=")[0]) not in names
+    )
+    return kept.rstrip("?&") if kept != fragment else fragment

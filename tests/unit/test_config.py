@@ -13,6 +13,7 @@ from synapse_login_redirect.appservice_login import (
     AppserviceLoginConfig,
 )
 from synapse_login_redirect.config import LoginRedirectConfig, Target, parse_config
+from synapse_login_redirect.redirect_policy import UrlPrefix
 
 
 def error_for(raw: Any) -> ConfigError:
@@ -202,12 +203,33 @@ def test_full_config() -> None:
         (
             {"redirect_url": {"allowed_prefixes": "https://app.example/"}},
             ("redirect_url", "allowed_prefixes"),
-            "must be a list of URL prefixes starting with a scheme and '://'",
+            "must be a list of URL prefixes",
         ),
         (
-            {"redirect_url": {"allowed_prefixes": ["app.example"]}},
-            ("redirect_url", "allowed_prefixes"),
-            "e.g. https://app.element.io/ or element://",
+            {
+                "redirect_url": {
+                    "allowed_prefixes": ["https://a.example/", "app.example"]
+                }
+            },
+            ("redirect_url", "allowed_prefixes", "1"),
+            "'app.example' is refused: it is not an absolute URL; a prefix names "
+            "an origin and a path, e.g. https://app.element.io/, "
+            "http://127.0.0.1: (any port) or element://connect",
+        ),
+        (
+            {"redirect_url": {"allowed_prefixes": ["http://127.0.0.1:@evil.example"]}},
+            ("redirect_url", "allowed_prefixes", "0"),
+            "it must not contain a user name or password",
+        ),
+        (
+            {"redirect_url": {"allowed_prefixes": ["element://"]}},
+            ("redirect_url", "allowed_prefixes", "0"),
+            "it does not name an origin",
+        ),
+        (
+            {"redirect_url": {"allowed_prefixes": [42]}},
+            ("redirect_url", "allowed_prefixes", "0"),
+            "must be a string",
         ),
         (
             {"portal": {"sso": {"departments": ["eng"]}}},
@@ -347,7 +369,7 @@ def test_portal_sso_and_redirect_url_settings() -> None:
             "portal": {"sso": {"departments": {"Engineering": "eng"}}},
             "redirect_url": {
                 "require_https": True,
-                "allowed_prefixes": ["element://", "https://app.example/"],
+                "allowed_prefixes": ["element://connect", "https://app.example/"],
             },
         }
     )
@@ -360,7 +382,7 @@ def test_portal_sso_and_redirect_url_settings() -> None:
     assert config.portal.sso.max_sessions == 10000
     assert config.redirect_url.require_https is True
     assert config.redirect_url.allowed_prefixes == (
-        "element://",
-        "https://app.example/",
+        UrlPrefix("element://connect", "element", "connect", None, False, ""),
+        UrlPrefix("https://app.example/", "https", "app.example", None, False, "/"),
     )
     assert parse_config({}).redirect_url.allowed_prefixes == ()

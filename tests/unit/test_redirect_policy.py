@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
+from synapse_login_redirect.redirect_policy import RedirectUrlPolicy, UrlPrefix
 
 OPEN = RedirectUrlPolicy()
 HTTPS = RedirectUrlPolicy(require_https=True)
 LISTED = RedirectUrlPolicy(
     require_https=True,
-    allowed_prefixes=("https://app.element.io/", "element://"),
+    allowed_prefixes=(
+        UrlPrefix.parse("https://app.element.io/"),
+        UrlPrefix.parse("element://connect"),
+    ),
 )
 
 
@@ -25,7 +28,7 @@ LISTED = RedirectUrlPolicy(
         (OPEN, "JavaScript:alert(1)", "javascript: URLs are never allowed"),
         (OPEN, "data:text/html,<script>", "data: URLs are never allowed"),
         (OPEN, "file:///etc/passwd", "file: URLs are never allowed"),
-        (OPEN, "https:///nohost", "it has no host"),
+        (OPEN, "https:///nohost", "a browser would read another host"),
         (OPEN, "https://host:99999/", "it is not a valid URL"),
         (HTTPS, "https://app.element.io/", None),
         (HTTPS, "http://127.0.0.1:8080/cb", None),

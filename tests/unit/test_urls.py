@@ -44,6 +44,28 @@ def test_replaces_smuggled_homeserver() -> None:
     assert urlsplit(url).fragment == "/login"
 
 
+@pytest.mark.parametrize(
+    ("fragment", "kept"),
+    [
+        ("/login?homeserver=https://evil.example&x=1", "/login?x=1"),
+        ("/login?x=1&homeserver=https://evil.example", "/login?x=1"),
+        ("homeserver=https://evil.example", ""),
+        ("homeserver=https://evil.example&a=1", "a=1"),
+        ("/room?home%73erver=evil&homeserver", "/room"),
+        ("/a?x=homeserver&y=1", "/a?x=homeserver&y=1"),
+        ("/login", "/login"),
+    ],
+)
+def test_homeserver_smuggled_in_the_fragment_is_removed(
+    fragment: str, kept: str
+) -> None:
+    url = set_homeserver_param(f"https://app.example/cb?x=1#{fragment}", HS)
+    assert url is not None
+    parts = urlsplit(url)
+    assert parse_qs(parts.query) == {"x": ["1"], "homeserver": [HS]}
+    assert parts.fragment == kept
+
+
 def test_custom_scheme_of_native_apps() -> None:
     url = set_homeserver_param("im.example.app:/callback", HS)
     assert url is not None

@@ -53,8 +53,9 @@ IDP_ID = "oidc-testidp"
 PORTAL_IDP_ID = "oidc-portalidp"  # the same provider, as the portal's own IdP
 SAML_IDP_ID = "saml"
 DEPARTMENTS = {"Engineering": "eng", "History": "hist", "Lab": "down"}
-WHITELISTED_CLIENTS = ["http://client.test/", "http://127.0.0.1:"]
-ALLOWED_CLIENTS = [*WHITELISTED_CLIENTS, "http://localhost:"]
+# "element://" names no origin: the portal warns that it never matches.
+WHITELISTED_CLIENTS = ["http://client.test/", "http://127.0.0.1:", "element://"]
+ALLOWED_CLIENTS = ["http://client.test/", "http://127.0.0.1:", "http://localhost:"]
 UNPLACED_MESSAGE = "The portal cannot place you: ask the help desk."
 
 

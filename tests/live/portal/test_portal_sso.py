@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit
 
+import ada_url
 import pytest
 
 from tests.live.harness import HttpResponse, http, postgres
@@ -190,6 +191,101 @@ def test_smuggled_homeserver_is_replaced(portals: PortalDeployment) -> None:
     )
     location = client.request("GET", completion).headers["location"]
     assert parse_qs(urlsplit(location).query)["homeserver"] == [portals.hist.base_url]
+
+
+def test_homeserver_smuggled_in_the_fragment_is_removed(
+    portals: PortalDeployment,
+) -> None:
+    """The rest of the fragment (a client's own route) is kept."""
+    evil = quote("http://evil.test", safe="")
+    smuggled = f"http://client.test/cb#/login?homeserver={evil}&x=1"
+    client = SsoClient()
+    completion = to_completion(
+        portals, client, {"department": "History"}, "hugo", smuggled
+    )
+    location = client.request("GET", completion).headers["location"]
+    parts = urlsplit(location)
+    assert parse_qs(parts.query)["homeserver"] == [portals.hist.base_url]
+    assert parts.fragment == "/login?x=1"
+
+
+# The portal's redirectUrl prefixes include "http://127.0.0.1:", the string a
+# Synapse operator writes to allow any port on loopback.
+HOSTILE_CLIENTS = [
+    "http://127.0.0.1:@evil.test/cb",
+    "http://127.0.0.1:80@evil.test/cb",
+    "http://127.0.0.1:\t@evil.test/cb",
+    "http://localhost:@evil.test/cb",
+    "http://127.0.0.1:%40evil.test/cb",
+    "http://client.test\\@evil.test/cb",
+    "http:\\\\127.0.0.1:@evil.test/cb",
+]
+CLIENT_HOSTS = ("client.test", "127.0.0.1", "localhost")
+
+
+def _token_destination(portals: PortalDeployment, redirect_url: str) -> str:
+    """Where a sign-in started with ``redirect_url`` sends the login token: the
+    origin of a redirect, "confirmation page", or "refused" (an error page)."""
+    client = SsoClient()
+    start = client.request("GET", sso_start(portals, redirect_url))
+    if start.status == 400:
+        assert b"This app cannot sign in here" in start.body
+        assert "location" not in start.headers
+        return "refused"
+    completion = to_completion(
+        portals, client, {"department": "Engineering"}, "erin", redirect_url
+    )
+    final = client.request("GET", completion)
+    if final.status == 200:
+        assert b"Continue to your account" in final.body
+        return "confirmation page"
+    assert final.status == 302, final
+    return ada_url.URL(final.headers["location"]).origin
+
+
+@pytest.mark.parametrize("redirect_url", HOSTILE_CLIENTS)
+def test_hostile_redirect_url_never_gets_the_token(
+    portals: PortalDeployment, redirect_url: str
+) -> None:
+    destination = _token_destination(portals, redirect_url)
+    if destination.startswith("http"):
+        assert ada_url.URL(destination).hostname in CLIENT_HOSTS, destination
+    assert destination == "refused"
+
+
+def test_hostile_redirect_url_posted_to_the_realm_page_is_refused(
+    portals: PortalDeployment,
+) -> None:
+    """An attacker may skip /login/sso/redirect and post the form directly."""
+    form = {"redirectUrl": HOSTILE_CLIENTS[0], "department": "Engineering"}
+    answer = SsoClient().request("POST", portals.portal_proxy.url(REALM), form=form)
+    assert answer.status == 400
+    assert b"must not contain a user name or password" in answer.body
+    assert "location" not in answer.headers
+
+
+@pytest.mark.parametrize(
+    ("redirect_url", "destination"),
+    [
+        ("http://client.test/@evil.test", "http://client.test"),
+        ("http://127.0.0.1:1/cb", "http://127.0.0.1:1"),
+        ("HTTP://CLIENT.test:80/cb", "http://client.test"),
+        ("http://localhost:9/cb", "confirmation page"),
+    ],
+)
+def test_redirect_url_goes_to_its_browser_parsed_origin(
+    portals: PortalDeployment, redirect_url: str, destination: str
+) -> None:
+    assert _token_destination(portals, redirect_url) == destination
+
+
+def test_whitelist_entry_without_an_origin_is_reported(
+    portals: PortalDeployment,
+) -> None:
+    wait_for_log(
+        portals.portal_proxy,
+        b"sso.client_whitelist entry 'element://' never skips the confirmation page",
+    )
 
 
 def test_completion_used_from_another_browser_is_refused(

@@ -84,6 +84,40 @@ def test_target_refuses_javascript_redirect_url(portals: PortalDeployment) -> No
     assert "location" not in answer.headers
 
 
+@pytest.mark.parametrize(
+    ("redirect_url", "reason"),
+    [
+        ("http://127.0.0.1:@evil.test/cb", b"must not contain a user name or password"),
+        ("http://evil.test\\@127.0.0.1/cb", b"backslash"),
+        ("http://client.test\t.evil.test/cb", b"control character"),
+    ],
+)
+def test_target_refuses_hostile_redirect_url(
+    portals: PortalDeployment, redirect_url: str, reason: bytes
+) -> None:
+    """Before Synapse's own prefix match of sso.client_whitelist sees it."""
+    path = f"/_matrix/client/v3/login/sso/redirect/{IDP_ID}"
+    query = urlencode({"redirectUrl": redirect_url})
+    answer = http("GET", portals.eng.url(f"{path}?{query}"))
+    assert answer.status == 400
+    assert reason in answer.body
+    assert "location" not in answer.headers
+
+
+def test_target_refuses_what_synapse_whitelist_would_wrongly_match(
+    portals: PortalDeployment,
+) -> None:
+    """eng whitelists the portal's completion URL; Synapse matches it as a
+    string prefix, which also takes a longer path."""
+    completion = portals.portal_proxy.url("/_synapse/client/login_redirect/complete")
+    path = f"/_matrix/client/v3/login/sso/redirect/{IDP_ID}"
+    query = urlencode({"redirectUrl": completion + "s/x"})
+    answer = http("GET", portals.eng.url(f"{path}?{query}"))
+    assert answer.status == 400
+    assert b"starts like a client address this server trusts" in answer.body
+    assert "location" not in answer.headers
+
+
 def test_target_lists_sso_and_token_login(portals: PortalDeployment) -> None:
     flows = http("GET", portals.eng.url("/_matrix/client/v3/login")).json()["flows"]
     types = [f["type"] for f in flows]
