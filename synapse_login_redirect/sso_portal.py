@@ -20,10 +20,12 @@
 For the IdPs in ``portal_idps`` the portal signs the user in first, with
 Synapse's own SSO: step 2 becomes a session without a target and a redirect
 to the portal's own ``/login/sso/redirect/{idp}``, whose ``redirectUrl`` is the
-portal's bounce URL. ``OidcMappingProvider`` keeps the IdP's claims; at the
-bounce the portal uses up its own login token to learn the user, routes the
-claims, and continues with step 2's redirect to the target, whose sign-in
-with the same IdP is then silent.
+portal's bounce URL. ``OidcMappingProvider`` (``SamlMappingProvider``) keeps
+the IdP's claims by IdP and subject; at the bounce the portal uses up its own
+login token to learn the user and the IdP they signed in at (which must be the
+session's), takes the claims that IdP gave for them since the session began,
+routes them, and continues with step 2's redirect to the target, whose
+sign-in with the same IdP is then silent.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from synapse_login_redirect.sso_sessions import (
 )
 from synapse_login_redirect.sso_store import REFUSED_USED, SsoStore
 from synapse_login_redirect.synapse_compat import (
+    TokenLogin,
     consume_login_token,
     external_ids_of,
     sso_client_whitelist,
@@ -236,11 +239,12 @@ class SsoPortal:
         if returned is None:
             return
         pending, session_id, login_token = returned
-        user_id = await consume_login_token(self._api, login_token)
+        login = await consume_login_token(self._api, login_token)
         attributes = None
-        if user_id is not None:
-            attributes = await self._attributes(user_id, pending.idp_id)
-        localpart = _localpart(user_id)
+        if login is not None and login.idp_id == pending.idp_id:
+            started = pending.expires_ts - int(self._config.session_lifetime * 1000)
+            attributes = await self._claims(login, started)
+        localpart = _localpart(None if login is None else login.user_id)
         if attributes is None or localpart is None:
             self._pages.error(request, 403, "Sign-in failed", UNKNOWN_SESSION)
             return
@@ -263,24 +267,27 @@ class SsoPortal:
         idp_id = self._config.portal_idps.get(pending.idp_id or "")
         self._to_target(request, target, idp_id, session_id)
 
-    async def _attributes(
-        self, user_id: str, idp_id: str | None
+    async def _claims(
+        self, login: TokenLogin, started: int
     ) -> dict[str, list[str]] | None:
-        """What the portal's IdP said of the user at this sign-in.
+        """What the IdP of this sign-in said of the user since the session
+        began (``started``, ms), used up.
 
         SAML's mapping provider writes them in the background, so a missing
         record is retried for up to a second.
         """
+        if login.idp_id is None:
+            return None
         remote_ids = [
             remote_id
-            for provider, remote_id in await external_ids_of(self._api, user_id)
-            if provider == idp_id
+            for provider, remote_id in await external_ids_of(self._api, login.user_id)
+            if provider == login.idp_id
         ]
         for _ in range(ATTRIBUTE_WAIT_STEPS):
             for remote_id in remote_ids:
-                attributes = await self._store.attributes_of(remote_id)
-                if attributes is not None:
-                    return attributes
+                claims = await self._store.take_claims(login.idp_id, remote_id, started)
+                if claims is not None:
+                    return claims
             await self._api.sleep(ATTRIBUTE_WAIT_SECONDS)
         return None
 

@@ -177,14 +177,50 @@ def fallback_login_script() -> str:
         ) from None
 
 
-async def consume_login_token(api: ModuleApi, token: str) -> str | None:
-    """The user a login token minted here was for, using it up; None if invalid."""
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class TokenLogin:
+    """Whom a login token was minted for, and at which IdP they signed in."""
+
+    user_id: str
+    idp_id: str | None  # None: not minted by an SSO sign-in
+
+
+async def consume_login_token(api: ModuleApi, token: str) -> TokenLogin | None:
+    """Use up a login token minted here; None if it is not valid."""
     handler = api._hs.get_auth_handler()
     try:
         result = await handler.consume_login_token(token)
     except SynapseError:
         return None
-    return str(result.user_id)
+    idp_id = result.auth_provider_id
+    return TokenLogin(str(result.user_id), None if idp_id is None else str(idp_id))
+
+
+def oidc_idp_id(api: ModuleApi, mapping_config: object) -> str:
+    """The idp id of the ``oidc_providers`` entry whose user mapping provider
+    was given ``mapping_config`` (Synapse parses it once per entry)."""
+    providers = getattr(api._hs.config.oidc, "oidc_providers", None)
+    if providers is None:
+        raise IncompatibleSynapseError("config.oidc has no oidc_providers")
+    idp_ids = [
+        str(provider.idp_id)
+        for provider in providers
+        if getattr(provider, "user_mapping_provider_config", None) is mapping_config
+    ]
+    if len(idp_ids) != 1:
+        raise IncompatibleSynapseError(
+            "an OIDC user mapping provider's config is not that of exactly one "
+            f"entry of oidc_providers (found {len(idp_ids)})"
+        )
+    return idp_ids[0]
+
+
+def saml_idp_id(api: ModuleApi) -> str:
+    """The idp id Synapse records SAML sign-ins under."""
+    idp_id = getattr(api._hs.get_saml_handler(), "idp_id", None)
+    if not isinstance(idp_id, str):
+        raise IncompatibleSynapseError("the SAML handler has no idp_id")
+    return idp_id
 
 
 async def external_ids_of(api: ModuleApi, user_id: str) -> list[tuple[str, str]]:
