@@ -47,7 +47,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Request
 
 from synapse_login_redirect.config import PortalSsoConfig, Target
-from synapse_login_redirect.pages import Pages
+from synapse_login_redirect.pages import Pages, PageTree, forbid_leaks
 from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
 from synapse_login_redirect.request_body import query_arg
 from synapse_login_redirect.routing import SELF, LoginSubject
@@ -72,11 +72,14 @@ logger = logging.getLogger(__name__)
 SSO_REDIRECT_PATH = re.compile(
     rb"^/_matrix/client/(?:r0|v3|unstable)/login/sso/redirect(?:/(?P<idp>[^/]+))?$"
 )
-REALM_PATH = PAGES_PATH + "realm"
+REALM_PAGE = "realm"
+COMPLETE_PAGE = "complete"
+BOUNCE_PAGE = "bounce"
+REALM_PATH = PAGES_PATH + REALM_PAGE
 # The home-realm page's id among the identity providers of GET /login.
 REALM_IDP_ID = "login-redirect-realm"
-COMPLETE_PATH = PAGES_PATH + "complete"
-BOUNCE_PATH = PAGES_PATH + "bounce"
+COMPLETE_PATH = PAGES_PATH + COMPLETE_PAGE
+BOUNCE_PATH = PAGES_PATH + BOUNCE_PAGE
 ATTRIBUTE_WAIT_STEPS = 20
 ATTRIBUTE_WAIT_SECONDS = 0.05
 
@@ -126,11 +129,16 @@ class SsoPortal:
                 "the portal's own sign-in comes back to it without asking",
                 ("portal", "sso", "portal_idps"),
             )
-        api.register_web_resource(
-            REALM_PATH, _Page(get=self.show_realm_page, post=self.choose_realm)
+        pages_by_name = {
+            REALM_PAGE: _Page(get=self.show_realm_page, post=self.choose_realm),
+            COMPLETE_PAGE: _Page(get=self.complete),
+            BOUNCE_PAGE: _Page(get=self.bounce),
+        }
+        tree = PageTree(
+            {name: cast(IResource, page) for name, page in pages_by_name.items()},
+            secrets=(LOGIN_TOKEN_PARAM,),
         )
-        api.register_web_resource(COMPLETE_PATH, _Page(get=self.complete))
-        api.register_web_resource(BOUNCE_PATH, _Page(get=self.bounce))
+        api.register_web_resource(PAGES_PATH.rstrip("/"), tree)
 
     def redirect_override(self, request: Request) -> IResource | None:
         """The portal answers ``/login/sso/redirect`` itself, except on the way to
@@ -382,6 +390,10 @@ class _SsoRedirect(DirectServeJsonResource):
     def __init__(self, portal: SsoPortal) -> None:
         super().__init__()
         self._portal = portal
+
+    def render(self, request: SynapseRequest) -> int:
+        forbid_leaks(request)
+        return super().render(request)
 
     async def _async_render_GET(self, request: SynapseRequest) -> None:
         await self._portal.start(request)

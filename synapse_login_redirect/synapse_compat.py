@@ -8,9 +8,11 @@ so an unsupported Synapse refuses to start instead of misbehaving.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+import re
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import attr
 import synapse
@@ -25,11 +27,15 @@ from synapse.http.site import SynapseRequest
 from synapse.module_api import ModuleApi
 from synapse.util import SYNAPSE_VERSION
 from twisted.web.resource import EncodingResourceWrapper, Resource
+from twisted.web.server import Request
 
 __all__ = [
     "JinjaOidcMappingProvider",  # Synapse's default OIDC mapping provider
     "DefaultSamlMappingProvider",  # and SAML's, with its config class
     "SamlConfig",
+    # Synapse's "nothing here" resource (404 M_UNRECOGNIZED): the module's
+    # resources answer unknown paths with it, as Synapse does without them.
+    "UnrecognizedRequestResource",
 ]
 
 # Synapse's own "nothing here" resource: the gateway subclasses it so that
@@ -46,6 +52,9 @@ RouteHook = Callable[[RouteCallback], RouteCallback]
 RouteKey = tuple[str, bytes]  # (servlet class name, HTTP method)
 
 _HOOKED = "_synapse_login_redirect_hooked"
+# A query argument whose value is kept out of the logs, as Synapse writes it.
+REDACTED = b"=<redacted>"
+_QUERY_SEPARATORS = re.compile(rb"([&;])")
 
 
 class IncompatibleSynapseError(RuntimeError):
@@ -183,6 +192,33 @@ class TokenLogin:
 
     user_id: str
     idp_id: str | None  # None: not minted by an SSO sign-in
+
+
+def hide_query_args_from_log(request: Request, names: Collection[str]) -> None:
+    """Blank the values of these query arguments in Synapse's logs of ``request``.
+
+    Synapse logs ``request.uri`` (through ``SynapseRequest.get_redacted_uri``,
+    which blanks only ``access_token`` and ``client_secret``) when it starts
+    rendering a request and when the request finishes. Twisted has already
+    parsed the arguments into ``request.args``, so rewriting the URI changes
+    nothing else; call it before rendering, while the resource tree is walked.
+    Arguments are split and their names decoded as Twisted's ``parse_qs``
+    does (``&`` and ``;``, ``+``, ``login%54oken``).
+    """
+    uri = request.uri
+    if not isinstance(uri, bytes):
+        raise IncompatibleSynapseError("request.uri is not bytes")
+    path, separator, query = uri.partition(b"?")
+    if not separator:
+        return
+    hidden = {name.encode("utf-8") for name in names}
+    parts = _QUERY_SEPARATORS.split(query)  # arguments, with separators between
+    for i in range(0, len(parts), 2):
+        raw_name, equals, _ = parts[i].partition(b"=")
+        name = unquote_to_bytes(raw_name.replace(b"+", b" "))
+        if equals and name in hidden:
+            parts[i] = name + REDACTED
+    request.uri = path + b"?" + b"".join(parts)
 
 
 async def consume_login_token(api: ModuleApi, token: str) -> TokenLogin | None:
