@@ -1,9 +1,10 @@
 """An OIDC user mapping provider for a portal that routes on the IdP's claims.
 
 Synapse's default (Jinja) mapping, which also keeps the claims a login brings,
-by the user's remote id, for the portal to route once the sign-in comes back
-(``SsoPortal.bounce``). Set it as ``user_mapping_provider.module`` of the
-portal's own entry in ``oidc_providers``; its ``config`` is Synapse's.
+by IdP and remote user id, for the portal to route once the sign-in comes back
+(``SsoPortal.bounce``, which takes them once). Set it as
+``user_mapping_provider.module`` of the portal's own entries in
+``oidc_providers``; its ``config`` is Synapse's.
 """
 
 from __future__ import annotations
@@ -13,23 +14,21 @@ from typing import Any
 from synapse.module_api import ModuleApi
 
 from synapse_login_redirect.sso_store import SsoStore
-from synapse_login_redirect.synapse_compat import JinjaOidcMappingProvider
-
-# Long enough for the browser to come back from the IdP to the portal.
-CLAIMS_LIFETIME_MS = 10 * 60 * 1000
+from synapse_login_redirect.synapse_compat import JinjaOidcMappingProvider, oidc_idp_id
 
 
 class OidcMappingProvider(JinjaOidcMappingProvider):
     def __init__(self, config: Any, module_api: ModuleApi) -> None:
         super().__init__(config, module_api)
+        self._idp_id = oidc_idp_id(module_api, config)
         self._store = SsoStore(module_api)
 
     async def get_extra_attributes(self, userinfo: Any, token: Any) -> Any:
         """Called on every login, new user or not: keep the claims."""
-        await self._store.remember_attributes(
-            self.get_remote_user_id(userinfo),
+        await self._store.remember_claims(
+            self._idp_id,
+            str(self.get_remote_user_id(userinfo)),
             claims_as_attributes(userinfo),
-            CLAIMS_LIFETIME_MS,
         )
         return await super().get_extra_attributes(userinfo, token)
 

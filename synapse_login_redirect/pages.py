@@ -1,27 +1,78 @@
 """HTML pages of the module, from Jinja templates that operators can restyle.
 
 Templates are looked up in Synapse's ``custom_template_directory`` first, then
-in this package's ``templates/``, then in Synapse's own (``_base.html``,
-``sso.css``, ``sso_redirect_confirm.html``).
+in this package's ``templates/`` (which has its own ``_base.html``: Synapse's
+loads a logo from matrix.org), then in Synapse's own (``sso.css``,
+``sso_redirect_confirm.html``, ...).
+
+A login token is in the URL of some of these pages, so every answer of the
+module's pages and SSO endpoints is sent with ``NO_LEAK_HEADERS``: not cached,
+and the URL not sent on as a referrer.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from synapse.module_api import ModuleApi, SynapseRequest, respond_with_html
+from twisted.web.resource import IResource
+from twisted.web.server import Request
 
 from synapse_login_redirect.redirect_policy import (
     ClientWhitelist,
     RedirectUrlPolicy,
     parse_client_url,
 )
+from synapse_login_redirect.synapse_compat import (
+    UnrecognizedRequestResource,
+    hide_query_args_from_log,
+)
 
 logger = logging.getLogger(__name__)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+NO_LEAK_HEADERS = (
+    (b"Referrer-Policy", b"no-referrer"),
+    (b"Cache-Control", b"no-store"),
+)
+
+
+def forbid_leaks(request: Request) -> None:
+    """This answer is neither stored nor named as referrer to other sites."""
+    for name, value in NO_LEAK_HEADERS:
+        request.setHeader(name, value)  # type: ignore[no-untyped-call]
+
+
+class PageTree(UnrecognizedRequestResource):
+    """The module's pages under one path; other paths below it answer as
+    without the module (404 ``M_UNRECOGNIZED``).
+
+    Before Synapse logs and renders a request, it gets ``NO_LEAK_HEADERS`` and
+    the values of the query arguments in ``secrets`` are blanked in Synapse's
+    access log (the handlers still read them).
+    """
+
+    def __init__(
+        self, pages: Mapping[str, IResource], secrets: Collection[str]
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        for name, page in pages.items():
+            self.putChild(name.encode("utf-8"), page)
+        self._secrets = tuple(secrets)
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:  # noqa: N802
+        self._guard(request)
+        return super().getChildWithDefault(path, request)  # type: ignore[no-any-return,no-untyped-call]
+
+    def render(self, request: SynapseRequest) -> int:
+        self._guard(request)
+        return super().render(request)
+
+    def _guard(self, request: Request) -> None:
+        forbid_leaks(request)
+        hide_query_args_from_log(request, self._secrets)
 
 
 class Pages:
@@ -67,7 +118,7 @@ class Pages:
         self, request: SynapseRequest, code: int, title: str, message: str
     ) -> None:
         html = self._error.render(title=title, message=message)
-        respond_with_html(request, code, html)
+        _respond(request, code, html)
 
     def realm(
         self,
@@ -90,7 +141,7 @@ class Pages:
             ask_user=ask_user,
             error=error,
         )
-        respond_with_html(request, code, html)
+        _respond(request, code, html)
 
     def confirm(
         self, request: SynapseRequest, client_url: str, final_url: str, account: str
@@ -107,4 +158,9 @@ class Pages:
             user_id=account,
             user_profile={"display_name": account},
         )
-        respond_with_html(request, 200, html)
+        _respond(request, 200, html)
+
+
+def _respond(request: SynapseRequest, code: int, html: str) -> None:
+    forbid_leaks(request)
+    respond_with_html(request, code, html)

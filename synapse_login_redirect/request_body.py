@@ -38,15 +38,3 @@ def query_arg(request: SynapseRequest, name: str) -> str | None:
         return str(values[0].decode("utf-8"))
     except UnicodeDecodeError:
         return None
-
-
-def redact_arg_in_log(request: SynapseRequest, name: str) -> None:
-    """Keep a query argument's value out of Synapse's access log for this request."""
-    path, _, query = request.uri.partition(b"?")
-    if not query:
-        return
-    prefix = name.encode("ascii") + b"="
-    segments = [
-        prefix + b"<redacted>" if s.startswith(prefix) else s for s in query.split(b"&")
-    ]
-    request.uri = path + b"?" + b"&".join(segments)

@@ -1,8 +1,8 @@
 """A SAML user mapping provider for a portal that routes on the IdP's attributes.
 
 Synapse's default SAML mapping, which also keeps the attributes a login brings,
-by the user's remote id, for the portal to route once the sign-in comes back
-(``SsoPortal.bounce``). Set it as ``saml2_config.user_mapping_provider.module``
+by IdP and remote user id, for the portal to route once the sign-in comes back
+(``SsoPortal.bounce``, which takes them once). Set it as ``saml2_config.user_mapping_provider.module``
 on the portal. Its config is Synapse's, plus ``routing_attributes``: the
 attributes the rules use, which the portal then asks the IdP for (many IdPs
 release only the attributes a service provider's metadata requests).
@@ -19,9 +19,8 @@ from synapse_login_redirect.sso_store import SsoStore
 from synapse_login_redirect.synapse_compat import (
     DefaultSamlMappingProvider,
     SamlConfig,
+    saml_idp_id,
 )
-
-ATTRIBUTES_LIFETIME_MS = 10 * 60 * 1000
 
 
 @attr.s(auto_attribs=True)
@@ -34,6 +33,8 @@ class SamlMappingProvider(DefaultSamlMappingProvider):
         super().__init__(parsed_config, module_api)
         self._api = module_api
         self._store = SsoStore(module_api)
+        # Synapse's SAML handler is still being built: asked on first use.
+        self._idp_id: str | None = None
 
     @staticmethod
     def parse_config(config: dict[str, Any]) -> RoutingSamlConfig:
@@ -64,16 +65,18 @@ class SamlMappingProvider(DefaultSamlMappingProvider):
         Synapse calls this synchronously, so they are written in the
         background; the bounce page waits briefly for them.
         """
-        remote_id = super().get_remote_user_id(saml_response, client_redirect_url)
+        remote_id = str(super().get_remote_user_id(saml_response, client_redirect_url))
         attributes = {
             str(name): [str(v) for v in values]
             for name, values in dict(saml_response.ava).items()
         }
+        if self._idp_id is None:
+            self._idp_id = saml_idp_id(self._api)
         self._api.run_as_background_process(
             "login_redirect_keep_saml_attributes",
-            self._store.remember_attributes,
+            self._store.remember_claims,
+            self._idp_id,
             remote_id,
             attributes,
-            ATTRIBUTES_LIFETIME_MS,
         )
-        return str(remote_id)
+        return remote_id

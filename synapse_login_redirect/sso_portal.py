@@ -20,10 +20,12 @@
 For the IdPs in ``portal_idps`` the portal signs the user in first, with
 Synapse's own SSO: step 2 becomes a session without a target and a redirect
 to the portal's own ``/login/sso/redirect/{idp}``, whose ``redirectUrl`` is the
-portal's bounce URL. ``OidcMappingProvider`` keeps the IdP's claims; at the
-bounce the portal uses up its own login token to learn the user, routes the
-claims, and continues with step 2's redirect to the target, whose sign-in
-with the same IdP is then silent.
+portal's bounce URL. ``OidcMappingProvider`` (``SamlMappingProvider``) keeps
+the IdP's claims by IdP and subject; at the bounce the portal uses up its own
+login token to learn the user and the IdP they signed in at (which must be the
+session's), takes the claims that IdP gave for them since the session began,
+routes them, and continues with step 2's redirect to the target, whose
+sign-in with the same IdP is then silent.
 """
 
 from __future__ import annotations
@@ -31,15 +33,16 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlencode
 
 from synapse.module_api import DirectServeHtmlResource, ModuleApi, SynapseRequest
 from synapse.module_api.errors import Codes, ConfigError, SynapseError
+from twisted.web.resource import IResource
 
 from synapse_login_redirect.config import PortalSsoConfig, Target
 from synapse_login_redirect.input_limits import oversized
-from synapse_login_redirect.pages import Pages
+from synapse_login_redirect.pages import Pages, PageTree, forbid_leaks
 from synapse_login_redirect.redirect_policy import ClientWhitelist, RedirectUrlPolicy
 from synapse_login_redirect.request_body import query_arg
 from synapse_login_redirect.routing import SELF, Decision, LoginSubject
@@ -55,6 +58,7 @@ from synapse_login_redirect.synapse_compat import (
     AddressLimiter,
     LimitExceededError,
     RouteCallback,
+    TokenLogin,
     consume_login_token,
     external_ids_of,
     sso_client_whitelist,
@@ -63,11 +67,14 @@ from synapse_login_redirect.urls import HOMESERVER_PARAM, add_query_params
 
 logger = logging.getLogger(__name__)
 
-REALM_PATH = PAGES_PATH + "realm"
+REALM_PAGE = "realm"
+COMPLETE_PAGE = "complete"
+BOUNCE_PAGE = "bounce"
+REALM_PATH = PAGES_PATH + REALM_PAGE
 # The home-realm page's id among the identity providers of GET /login.
 REALM_IDP_ID = "login-redirect-realm"
-COMPLETE_PATH = PAGES_PATH + "complete"
-BOUNCE_PATH = PAGES_PATH + "bounce"
+COMPLETE_PATH = PAGES_PATH + COMPLETE_PAGE
+BOUNCE_PATH = PAGES_PATH + BOUNCE_PAGE
 ATTRIBUTE_WAIT_STEPS = 20
 ATTRIBUTE_WAIT_SECONDS = 0.05
 
@@ -133,12 +140,16 @@ class SsoPortal:
                 ("portal", "sso", "portal_idps"),
             )
         refuse = self._refuse_oversized
-        api.register_web_resource(
-            REALM_PATH,
-            _Page(refuse, get=self.show_realm_page, post=self.choose_realm),
+        pages_by_name = {
+            REALM_PAGE: _Page(refuse, get=self.show_realm_page, post=self.choose_realm),
+            COMPLETE_PAGE: _Page(refuse, get=self.complete),
+            BOUNCE_PAGE: _Page(refuse, get=self.bounce),
+        }
+        tree = PageTree(
+            {name: cast(IResource, page) for name, page in pages_by_name.items()},
+            secrets=(LOGIN_TOKEN_PARAM,),
         )
-        api.register_web_resource(COMPLETE_PATH, _Page(refuse, get=self.complete))
-        api.register_web_resource(BOUNCE_PATH, _Page(refuse, get=self.bounce))
+        api.register_web_resource(PAGES_PATH.rstrip("/"), tree)
 
     def hook_redirect(self, original: RouteCallback) -> RouteCallback:
         """A hook for every path of Synapse's SSO and CAS redirect servlet: the
@@ -151,6 +162,7 @@ class SsoPortal:
                 self._bounce_url + "?"
             ):
                 return await original(request, idp_id=idp_id)
+            forbid_leaks(request)
             await self.start(request, idp_id)
             return None
 
@@ -267,11 +279,12 @@ class SsoPortal:
         if returned is None:
             return
         pending, session_id, login_token = returned
-        user_id = await consume_login_token(self._api, login_token)
+        login = await consume_login_token(self._api, login_token)
         attributes = None
-        if user_id is not None:
-            attributes = await self._attributes(user_id, pending.idp_id)
-        localpart = _localpart(user_id)
+        if login is not None and login.idp_id == pending.idp_id:
+            started = pending.expires_ts - int(self._config.session_lifetime * 1000)
+            attributes = await self._claims(login, started)
+        localpart = _localpart(None if login is None else login.user_id)
         if attributes is None or localpart is None:
             self._pages.error(request, 403, "Sign-in failed", UNKNOWN_SESSION)
             return
@@ -295,24 +308,27 @@ class SsoPortal:
         idp_id = self._config.portal_idps.get(pending.idp_id or "")
         self._to_target(request, target, idp_id, session_id)
 
-    async def _attributes(
-        self, user_id: str, idp_id: str | None
+    async def _claims(
+        self, login: TokenLogin, started: int
     ) -> dict[str, list[str]] | None:
-        """What the portal's IdP said of the user at this sign-in.
+        """What the IdP of this sign-in said of the user since the session
+        began (``started``, ms), used up.
 
         SAML's mapping provider writes them in the background, so a missing
         record is retried for up to a second.
         """
+        if login.idp_id is None:
+            return None
         remote_ids = [
             remote_id
-            for provider, remote_id in await external_ids_of(self._api, user_id)
-            if provider == idp_id
+            for provider, remote_id in await external_ids_of(self._api, login.user_id)
+            if provider == login.idp_id
         ]
         for _ in range(ATTRIBUTE_WAIT_STEPS):
             for remote_id in remote_ids:
-                attributes = await self._store.attributes_of(remote_id)
-                if attributes is not None:
-                    return attributes
+                claims = await self._store.take_claims(login.idp_id, remote_id, started)
+                if claims is not None:
+                    return claims
             await self._api.sleep(ATTRIBUTE_WAIT_SECONDS)
         return None
 

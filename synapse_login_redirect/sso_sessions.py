@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from synapse.module_api import SynapseRequest
 
 from synapse_login_redirect.pages import Pages
-from synapse_login_redirect.request_body import query_arg, redact_arg_in_log
+from synapse_login_redirect.request_body import query_arg
 from synapse_login_redirect.sso_store import (
     REFUSED_EXPIRED,
     REFUSED_OTHER_BROWSER,
@@ -95,7 +95,6 @@ class BrowserSessions:
         session, its id and the token; None once an error page is sent."""
         session_id = query_arg(request, "session")
         login_token = query_arg(request, LOGIN_TOKEN_PARAM)
-        redact_arg_in_log(request, LOGIN_TOKEN_PARAM)
         if session_id is None or login_token is None:
             self._pages.error(request, 400, "Sign-in failed", UNKNOWN_SESSION)
             return None

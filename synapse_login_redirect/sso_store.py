@@ -6,8 +6,8 @@
   to the browser by a cookie nonce, of which only a hash is stored; with the
   user key of a new pool assignment, stored only once the sign-in completes;
   at most ``max_sessions`` at once;
-- the attributes or claims the portal's own IdP gave, by remote user id, for
-  a short while;
+- the attributes or claims the portal's own IdPs gave, by IdP and remote user
+  id, until the bounce of that sign-in takes them (once) or they expire;
 - login tokens: which target minted a token, by the token's hash (never the
   token), for ``m.login.token`` at the portal.
 """
@@ -27,7 +27,10 @@ from synapse_login_redirect.database import ModuleTables
 
 _SESSIONS = "login_redirect_sso_sessions"
 _TOKENS = "login_redirect_sso_tokens"
-_ATTRIBUTES = "login_redirect_sso_attributes"
+_CLAIMS = "login_redirect_sso_claims"
+# Claims serve the bounce that follows their sign-in, which brings a login
+# token that lives 2 minutes (Synapse's SSO tokens); a margin beyond that.
+CLAIMS_LIFETIME_MS = 3 * 60 * 1000
 _CREATE_SESSIONS = f"""
 CREATE TABLE IF NOT EXISTS {_SESSIONS} (
     session_id TEXT NOT NULL PRIMARY KEY,
@@ -40,11 +43,14 @@ CREATE TABLE IF NOT EXISTS {_SESSIONS} (
     assign_user_key TEXT
 )
 """
-_CREATE_ATTRIBUTES = f"""
-CREATE TABLE IF NOT EXISTS {_ATTRIBUTES} (
-    remote_user_id TEXT NOT NULL PRIMARY KEY,
+_CREATE_CLAIMS = f"""
+CREATE TABLE IF NOT EXISTS {_CLAIMS} (
+    idp_id TEXT NOT NULL,
+    remote_user_id TEXT NOT NULL,
     attributes TEXT NOT NULL,
-    expires_ts BIGINT NOT NULL
+    stored_ts BIGINT NOT NULL,
+    expires_ts BIGINT NOT NULL,
+    PRIMARY KEY (idp_id, remote_user_id)
 )
 """
 _CREATE_TOKENS = f"""
@@ -68,11 +74,13 @@ class NewSession:
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Completion:
-    """A session checked: its target (if known), IdP and client URL, or a refusal."""
+    """A session checked: its target (if known), IdP, client URL and expiry,
+    or a refusal."""
 
     target: str | None = None
     idp_id: str | None = None
     client_redirect_url: str | None = None
+    expires_ts: int = 0
     refusal: str | None = None  # one of the REFUSED_* values
     # The user whose new pool assignment to the target completion stores.
     assign_user_key: str | None = None
@@ -87,7 +95,7 @@ REFUSED_OTHER_BROWSER = "other browser"
 class SsoStore:
     def __init__(self, api: ModuleApi) -> None:
         self._tables = ModuleTables(
-            api, _CREATE_SESSIONS, _CREATE_TOKENS, _CREATE_ATTRIBUTES
+            api, _CREATE_SESSIONS, _CREATE_TOKENS, _CREATE_CLAIMS
         )
 
     async def start_session(
@@ -154,24 +162,31 @@ class SsoStore:
             assign_user_key,
         )
 
-    async def remember_attributes(
-        self, remote_user_id: str, attributes: Mapping[str, list[str]], lifetime_ms: int
+    async def remember_claims(
+        self, idp_id: str, remote_user_id: str, attributes: Mapping[str, list[str]]
     ) -> None:
+        """What an IdP said of a user at the sign-in in progress."""
         now = self._tables.now_ms()
         await self._tables.run(
-            "login_redirect_remember_attributes",
-            _upsert_attributes,
+            "login_redirect_remember_claims",
+            _upsert_claims,
+            idp_id,
             remote_user_id,
             json.dumps(attributes),
             now,
-            now + lifetime_ms,
+            now + CLAIMS_LIFETIME_MS,
         )
 
-    async def attributes_of(self, remote_user_id: str) -> dict[str, list[str]] | None:
+    async def take_claims(
+        self, idp_id: str, remote_user_id: str, not_before: int
+    ) -> dict[str, list[str]] | None:
+        """The claims an IdP gave for a user since ``not_before`` (ms), once."""
         raw = await self._tables.run(
-            "login_redirect_attributes",
-            _select_attributes,
+            "login_redirect_take_claims",
+            _take_claims,
+            idp_id,
             remote_user_id,
+            not_before,
             self._tables.now_ms(),
         )
         return None if raw is None else dict(json.loads(raw))
@@ -238,9 +253,9 @@ def _insert_session(
 
 def _checked_session(
     txn: LoggingTransaction, session_id: str, nonce_hash: str | None, now: int
-) -> Completion | tuple[str | None, str | None, str, str | None]:
-    """A refusal, or the session's target, idp id, client URL and user key
-    to assign."""
+) -> Completion | tuple[str | None, str | None, str, str | None, int]:
+    """A refusal, or the session's target, idp id, client URL, user key to
+    assign and expiry."""
     txn.execute(
         f"SELECT nonce_hash, target, idp_id, client_redirect_url, expires_ts,"
         f" used_ts, assign_user_key FROM {_SESSIONS} WHERE session_id = ?",
@@ -256,7 +271,7 @@ def _checked_session(
         return Completion(refusal=REFUSED_EXPIRED)
     if nonce_hash is None or not hmac.compare_digest(stored_hash, nonce_hash):
         return Completion(refusal=REFUSED_OTHER_BROWSER)
-    return target, idp_id, url, assign_user_key
+    return target, idp_id, url, assign_user_key, int(expires)
 
 
 def _pending_session(
@@ -265,10 +280,10 @@ def _pending_session(
     checked = _checked_session(txn, session_id, nonce_hash, now)
     if isinstance(checked, Completion):
         return checked
-    target, idp_id, url, _ = checked
+    target, idp_id, url, _, expires = checked
     if target is not None:
         return Completion(refusal=REFUSED_USED)
-    return Completion(idp_id=idp_id, client_redirect_url=url)
+    return Completion(idp_id=idp_id, client_redirect_url=url, expires_ts=expires)
 
 
 def _set_target(
@@ -291,7 +306,7 @@ def _complete_session(
     checked = _checked_session(txn, session_id, nonce_hash, now)
     if isinstance(checked, Completion):
         return checked
-    target, idp_id, url, assign_user_key = checked
+    target, idp_id, url, assign_user_key, expires = checked
     if target is None:  # the portal's own IdP login has not come back yet
         return Completion(refusal=REFUSED_UNKNOWN)
     txn.execute(
@@ -305,6 +320,7 @@ def _complete_session(
         idp_id=idp_id,
         client_redirect_url=url,
         assign_user_key=assign_user_key,
+        expires_ts=expires,
     )
 
 
@@ -328,23 +344,39 @@ def _token_target(txn: LoggingTransaction, token_hash: str, now: int) -> str | N
     return None if row is None else str(row[0])
 
 
-def _upsert_attributes(
-    txn: LoggingTransaction, remote_id: str, attributes: str, now: int, expires: int
+def _upsert_claims(
+    txn: LoggingTransaction,
+    idp_id: str,
+    remote_id: str,
+    attributes: str,
+    now: int,
+    expires: int,
 ) -> None:
-    txn.execute(f"DELETE FROM {_ATTRIBUTES} WHERE expires_ts < ?", (now,))
+    txn.execute(f"DELETE FROM {_CLAIMS} WHERE expires_ts < ?", (now,))
     txn.execute(
-        f"INSERT INTO {_ATTRIBUTES} (remote_user_id, attributes, expires_ts)"
-        " VALUES (?, ?, ?) ON CONFLICT (remote_user_id) DO UPDATE"
-        " SET attributes = excluded.attributes, expires_ts = excluded.expires_ts",
-        (remote_id, attributes, expires),
+        f"INSERT INTO {_CLAIMS}"
+        " (idp_id, remote_user_id, attributes, stored_ts, expires_ts)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (idp_id, remote_user_id) DO UPDATE"
+        " SET attributes = excluded.attributes, stored_ts = excluded.stored_ts,"
+        " expires_ts = excluded.expires_ts",
+        (idp_id, remote_id, attributes, now, expires),
     )
 
 
-def _select_attributes(txn: LoggingTransaction, remote_id: str, now: int) -> str | None:
-    txn.execute(
-        f"SELECT attributes FROM {_ATTRIBUTES}"
-        " WHERE remote_user_id = ? AND expires_ts >= ?",
-        (remote_id, now),
+def _take_claims(
+    txn: LoggingTransaction, idp_id: str, remote_id: str, not_before: int, now: int
+) -> str | None:
+    """Select and delete in one go: one bounce at most uses a claim set."""
+    key = (idp_id, remote_id, not_before, now)
+    where = (
+        " WHERE idp_id = ? AND remote_user_id = ?"
+        " AND stored_ts >= ? AND expires_ts >= ?"
     )
+    txn.execute(f"SELECT attributes FROM {_CLAIMS}{where}", key)
     row = txn.fetchone()
-    return None if row is None else str(row[0])
+    if row is None:
+        return None
+    txn.execute(f"DELETE FROM {_CLAIMS}{where}", key)
+    if txn.rowcount != 1:  # another worker took them first
+        return None
+    return str(row[0])

@@ -8,9 +8,11 @@ so an unsupported Synapse refuses to start instead of misbehaving.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+import re
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import unquote_to_bytes
 
 import attr
 import synapse
@@ -24,7 +26,7 @@ from synapse.api.ratelimiting import Ratelimiter
 from synapse.appservice import ApplicationService
 from synapse.handlers.oidc import JinjaOidcMappingProvider
 from synapse.handlers.saml import DefaultSamlMappingProvider, SamlConfig
-from synapse.http.server import StaticResource
+from synapse.http.server import StaticResource, UnrecognizedRequestResource
 from synapse.http.site import SynapseRequest
 from synapse.module_api import ModuleApi
 from synapse.rest import ClientRestResource
@@ -38,6 +40,9 @@ __all__ = [
     "JinjaOidcMappingProvider",  # Synapse's default OIDC mapping provider
     "DefaultSamlMappingProvider",  # and SAML's, with its config class
     "SamlConfig",
+    # Synapse's "nothing here" resource (404 M_UNRECOGNIZED): the module's
+    # resources answer unknown paths with it, as Synapse does without them.
+    "UnrecognizedRequestResource",
 ]
 
 LOGIN_SERVLET = "LoginRestServlet"
@@ -52,6 +57,9 @@ RouteHook = Callable[[RouteCallback], RouteCallback]
 RouteKey = tuple[str, bytes]  # (servlet class name, HTTP method)
 
 _HOOKED = "_synapse_login_redirect_hooked"
+# A query argument whose value is kept out of the logs, as Synapse writes it.
+REDACTED = b"=<redacted>"
+_QUERY_SEPARATORS = re.compile(rb"([&;])")
 
 
 class IncompatibleSynapseError(RuntimeError):
@@ -266,14 +274,77 @@ def fallback_login_script() -> str:
         ) from None
 
 
-async def consume_login_token(api: ModuleApi, token: str) -> str | None:
-    """The user a login token minted here was for, using it up; None if invalid."""
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class TokenLogin:
+    """Whom a login token was minted for, and at which IdP they signed in."""
+
+    user_id: str
+    idp_id: str | None  # None: not minted by an SSO sign-in
+
+
+def hide_query_args_from_log(request: Request, names: Collection[str]) -> None:
+    """Blank the values of these query arguments in Synapse's logs of ``request``.
+
+    Synapse logs ``request.uri`` (through ``SynapseRequest.get_redacted_uri``,
+    which blanks only ``access_token`` and ``client_secret``) when it starts
+    rendering a request and when the request finishes. Twisted has already
+    parsed the arguments into ``request.args``, so rewriting the URI changes
+    nothing else; call it before rendering, while the resource tree is walked.
+    Arguments are split and their names decoded as Twisted's ``parse_qs``
+    does (``&`` and ``;``, ``+``, ``login%54oken``).
+    """
+    uri = request.uri
+    if not isinstance(uri, bytes):
+        raise IncompatibleSynapseError("request.uri is not bytes")
+    path, separator, query = uri.partition(b"?")
+    if not separator:
+        return
+    hidden = {name.encode("utf-8") for name in names}
+    parts = _QUERY_SEPARATORS.split(query)  # arguments, with separators between
+    for i in range(0, len(parts), 2):
+        raw_name, equals, _ = parts[i].partition(b"=")
+        name = unquote_to_bytes(raw_name.replace(b"+", b" "))
+        if equals and name in hidden:
+            parts[i] = name + REDACTED
+    request.uri = path + b"?" + b"".join(parts)
+
+
+async def consume_login_token(api: ModuleApi, token: str) -> TokenLogin | None:
+    """Use up a login token minted here; None if it is not valid."""
     handler = api._hs.get_auth_handler()
     try:
         result = await handler.consume_login_token(token)
     except SynapseError:
         return None
-    return str(result.user_id)
+    idp_id = result.auth_provider_id
+    return TokenLogin(str(result.user_id), None if idp_id is None else str(idp_id))
+
+
+def oidc_idp_id(api: ModuleApi, mapping_config: object) -> str:
+    """The idp id of the ``oidc_providers`` entry whose user mapping provider
+    was given ``mapping_config`` (Synapse parses it once per entry)."""
+    providers = getattr(api._hs.config.oidc, "oidc_providers", None)
+    if providers is None:
+        raise IncompatibleSynapseError("config.oidc has no oidc_providers")
+    idp_ids = [
+        str(provider.idp_id)
+        for provider in providers
+        if getattr(provider, "user_mapping_provider_config", None) is mapping_config
+    ]
+    if len(idp_ids) != 1:
+        raise IncompatibleSynapseError(
+            "an OIDC user mapping provider's config is not that of exactly one "
+            f"entry of oidc_providers (found {len(idp_ids)})"
+        )
+    return idp_ids[0]
+
+
+def saml_idp_id(api: ModuleApi) -> str:
+    """The idp id Synapse records SAML sign-ins under."""
+    idp_id = getattr(api._hs.get_saml_handler(), "idp_id", None)
+    if not isinstance(idp_id, str):
+        raise IncompatibleSynapseError("the SAML handler has no idp_id")
+    return idp_id
 
 
 async def external_ids_of(api: ModuleApi, user_id: str) -> list[tuple[str, str]]:

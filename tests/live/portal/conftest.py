@@ -14,7 +14,10 @@ Single sign-on: both targets sign users in with one OpenID Connect provider
 (``tests/idp/oidc.py``, idp ``oidc-testidp``). ``portal-proxy`` routes SSO
 (home-realm page with departments and a user field), allows redirectUrls
 under ``ALLOWED_CLIENTS`` only, and skips Synapse's confirmation page for
-``WHITELISTED_CLIENTS``.
+``WHITELISTED_CLIENTS``. Its own IdPs are the same provider, SAML, and a
+second OpenID Connect provider (``OTHER_IDP_ID``) whose ``ivy`` has the same
+subject as the first one's but is another user (``@other_ivy``) with other
+claims.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ PROXY_TIMEOUT = 2
 IDP_ID = "oidc-testidp"
 PORTAL_IDP_ID = "oidc-portalidp"  # the same provider, as the portal's own IdP
 SAML_IDP_ID = "saml"
+OTHER_IDP_ID = "oidc-otheridp"  # a second IdP of the portal's own
 DEPARTMENTS = {"Engineering": "eng", "History": "hist", "Lab": "down"}
 # "element://" names no origin: the portal warns that it never matches.
 WHITELISTED_CLIENTS = ["http://client.test/", "http://127.0.0.1:", "element://"]
@@ -122,6 +126,7 @@ class PortalDeployment:
     postgres_db: str
     idp: OidcProvider
     saml_idp: SamlIdp
+    other_idp: OidcProvider
 
     @property
     def targets(self) -> dict[str, Homeserver]:
@@ -174,16 +179,20 @@ def portal_module_config(
 
 
 def _oidc_provider(
-    idp: OidcProvider, idp_id: str, mapping_module: str | None = None
+    idp: OidcProvider,
+    idp_id: str,
+    mapping_module: str | None = None,
+    *,
+    name: str = "Test IdP",
+    localpart_prefix: str = "",
 ) -> dict[str, Any]:
-    mapping: dict[str, Any] = {
-        "config": {"localpart_template": "{{ user.preferred_username }}"}
-    }
+    template = localpart_prefix + "{{ user.preferred_username }}"
+    mapping: dict[str, Any] = {"config": {"localpart_template": template}}
     if mapping_module is not None:
         mapping["module"] = mapping_module
     return {
         "idp_id": idp_id,
-        "idp_name": "Test IdP",
+        "idp_name": name,
         "issuer": idp.issuer,
         "client_id": idp.client_id,
         "client_secret": idp.client_secret,
@@ -253,6 +262,7 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
             "zed": {"department": ["Nowhere"]},
         }
     ).start()
+    other_idp = OidcProvider({"ivy": {"email": "ivy@eng.example"}}).start()
     portal_proxy_port = free_port()
     sso = _sso_config(idp, saml_idp, portal_proxy_port)
     eng = Homeserver("eng", workdir, module_config={}, extra_config=sso)
@@ -297,7 +307,14 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
             "oidc_providers": [
                 _oidc_provider(
                     idp, "portalidp", "synapse_login_redirect.OidcMappingProvider"
-                )
+                ),
+                _oidc_provider(
+                    other_idp,
+                    OTHER_IDP_ID.removeprefix("oidc-"),
+                    "synapse_login_redirect.OidcMappingProvider",
+                    name="Other IdP",
+                    localpart_prefix="other_",
+                ),
             ],
             "saml2_config": _saml_config(
                 saml_idp,
@@ -344,7 +361,13 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
                 health_check_interval=1,
                 sso={
                     "departments": DEPARTMENTS,
-                    "portal_idps": {PORTAL_IDP_ID: IDP_ID, SAML_IDP_ID: SAML_IDP_ID},
+                    "portal_idps": {
+                        PORTAL_IDP_ID: IDP_ID,
+                        SAML_IDP_ID: SAML_IDP_ID,
+                        # The targets do not know this IdP: tests stop at the
+                        # portal's routing decision.
+                        OTHER_IDP_ID: IDP_ID,
+                    },
                 },
             ),
         },
@@ -354,7 +377,7 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
         for hs in (eng, hist, portal_proxy)
     ]
     deployment = PortalDeployment(
-        eng, hist, portal, portal_proxy, slow, postgres_db, idp, saml_idp
+        eng, hist, portal, portal_proxy, slow, postgres_db, idp, saml_idp, other_idp
     )
     start_all(deployment.all)
     try:
@@ -372,6 +395,7 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
         stop_all(deployment.all)
         slow.close()
         idp.stop()
+        other_idp.stop()
         saml_idp.stop()
         time.sleep(0.5)  # let PostgreSQL see the connections go
         drop_postgres_database(postgres_db)

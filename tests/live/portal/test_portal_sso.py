@@ -20,6 +20,7 @@ import pytest
 from tests.live.harness import HttpResponse, http, postgres
 from tests.live.portal.conftest import (
     IDP_ID,
+    OTHER_IDP_ID,
     PORTAL_IDP_ID,
     SAML_IDP_ID,
     PortalDeployment,
@@ -137,6 +138,7 @@ def test_get_login_lists_the_realm_page_among_the_providers(
     sso = next(f for f in body["flows"] if f["type"] == "m.login.sso")
     assert [p["id"] for p in sso["identity_providers"]] == [
         PORTAL_IDP_ID,
+        OTHER_IDP_ID,
         SAML_IDP_ID,
         "login-redirect-realm",
     ]
