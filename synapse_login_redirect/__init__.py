@@ -10,7 +10,7 @@ from synapse.module_api import ModuleApi
 
 from synapse_login_redirect.appservice_login import UNSTABLE_TYPE, AppserviceLogin
 from synapse_login_redirect.config import LoginRedirectConfig, parse_config
-from synapse_login_redirect.fallback_login import serve_fallback_script
+from synapse_login_redirect.fallback_login import serve_fallback_page
 from synapse_login_redirect.gateway import LoginGateway
 from synapse_login_redirect.login_input import check_login_input
 from synapse_login_redirect.oidc_mapping import OidcMappingProvider
@@ -98,7 +98,7 @@ class LoginRedirect:
             )
         self._gateway = LoginGateway(hooks, missing_routes)
         on_client_api_resources(api, self._gateway.attach)
-        serve_fallback_script()
+        serve_fallback_page()
         api.delayed_background_call(0, self._check_started, desc="login_redirect_check")
 
     @staticmethod

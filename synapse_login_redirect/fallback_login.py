@@ -11,12 +11,18 @@ server.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from twisted.web.server import Request
 
+from synapse_login_redirect.sso_sessions import LOGIN_TOKEN_PARAM
 from synapse_login_redirect.synapse_compat import (
+    FALLBACK_LOGIN_PAGE,
     FALLBACK_LOGIN_SCRIPT,
     IncompatibleSynapseError,
     fallback_login_script,
+    hide_query_args_from_log,
     serve_static_file,
 )
 
@@ -52,11 +58,17 @@ def patched_script(original: str) -> str:
     return original.replace(_CALL, _NEW_CALL) + _HELPER
 
 
-def serve_fallback_script() -> None:
-    """Serve the patched script wherever Synapse serves the fallback page."""
+def serve_fallback_page() -> None:
+    """Wherever Synapse serves the fallback page: serve the patched script, and
+    keep the ``loginToken`` an SSO sign-in brings back to the page out of
+    Synapse's access log."""
     body = patched_script(fallback_login_script()).encode("utf-8")
 
-    def render(request: Request) -> bytes:
+    def render_page(request: Request, render_synapse_page: Callable[[], Any]) -> Any:
+        hide_query_args_from_log(request, (LOGIN_TOKEN_PARAM,))
+        return render_synapse_page()
+
+    def render_script(request: Request, _: Callable[[], Any]) -> bytes:
         headers = request.responseHeaders
         headers.setRawHeaders(
             b"Content-Type", [b"application/javascript; charset=utf-8"]
@@ -64,4 +76,5 @@ def serve_fallback_script() -> None:
         headers.setRawHeaders(b"Cache-Control", [b"no-cache"])
         return body
 
-    serve_static_file(FALLBACK_LOGIN_SCRIPT, render)
+    serve_static_file(FALLBACK_LOGIN_PAGE, render_page)
+    serve_static_file(FALLBACK_LOGIN_SCRIPT, render_script)

@@ -49,7 +49,9 @@ LOGIN_SERVLET = "LoginRestServlet"
 SSO_REDIRECT_SERVLET = SsoRedirectServlet.__name__
 # Every path of Synapse's SSO and CAS redirect servlet, for every API version.
 SSO_REDIRECT_PATTERNS = tuple(SsoRedirectServlet.PATTERNS)
-# Served at /_matrix/static/client/login/js/login.js, from Synapse's package.
+# Synapse's fallback login page, /_matrix/static/client/login/, and its script,
+# from Synapse's package.
+FALLBACK_LOGIN_PAGE = "static/client/login/index.html"
 FALLBACK_LOGIN_SCRIPT = "static/client/login/js/login.js"
 
 RouteCallback = Callable[..., Awaitable[Any]]
@@ -161,7 +163,8 @@ def on_client_api_resources(api: ModuleApi, listener: ClientResourceListener) ->
 
 
 # Renders one of Synapse's static files differently.
-StaticRenderer = Callable[[Request], bytes]
+# Given the request and Synapse's own rendering of the file, answers a GET.
+StaticRenderer = Callable[[Request, Callable[[], Any]], Any]
 _static_overrides: dict[Path, StaticRenderer] = {}
 
 
@@ -183,7 +186,7 @@ def serve_static_file(relative_path: str, render: StaticRenderer) -> None:
             override = _static_overrides.get(Path(self.path).resolve())
             if override is None:
                 return original(self, request)
-            return override(request)
+            return override(request, lambda: original(self, request))
 
         StaticResource.render_GET = render_GET  # type: ignore[method-assign]
     _static_overrides[path] = render

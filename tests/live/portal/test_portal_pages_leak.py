@@ -224,3 +224,20 @@ def test_no_login_token_in_the_access_log(
     ]
     values = [v for uri in module_uris for v in _TOKEN_VALUE.findall(uri)]
     assert values and set(values) == {"<redacted>"}
+
+
+def test_fallback_login_page_keeps_the_token_out_of_the_access_log(
+    portals: PortalDeployment,
+) -> None:
+    """An SSO sign-in comes back to Synapse's fallback page with its token."""
+    hs = portals.portal_proxy
+    token = "syl_token_back_at_the_fallback_page"
+    page = http("GET", hs.url(f"/_matrix/static/client/login/?loginToken={token}"))
+    assert page.status == 200
+    assert b"js/login.js" in page.body
+    marker = f"{PAGES}nope?marker=fallback-check"
+    http("GET", hs.url(marker))
+    wait_for_log(hs, marker.encode())
+    log = hs.log_path.read_text()
+    assert token not in log
+    assert "/_matrix/static/client/login/?loginToken=<redacted>" in log
