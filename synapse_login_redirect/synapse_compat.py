@@ -102,7 +102,9 @@ def install_route_hooks(
 def serves_client_api(api: ModuleApi) -> bool:
     """Whether this Synapse process has an HTTP listener with the client API."""
     config = api._hs.config
-    listeners = [*config.server.listeners, *config.worker.worker_listeners]
+    # On a worker, server.listeners are main's (from the shared config file).
+    on_worker = api.worker_app is not None
+    listeners = config.worker.worker_listeners if on_worker else config.server.listeners
     return any(
         "client" in res.names
         for listener in listeners
