@@ -4,23 +4,15 @@ from __future__ import annotations
 
 from synapse.module_api import LoggingTransaction, ModuleApi
 
-from synapse_login_redirect.database import ModuleTables
-
-_TABLE = "login_redirect_assignments"
-_CREATE = f"""
-CREATE TABLE IF NOT EXISTS {_TABLE} (
-    user_key TEXT NOT NULL PRIMARY KEY,
-    target TEXT NOT NULL,
-    assigned_ts BIGINT NOT NULL
-)
-"""
+from synapse_login_redirect.database import module_tables
+from synapse_login_redirect.schema import ASSIGNMENTS
 
 
 class AssignmentStore:
     """Reads and records which target a user was placed on."""
 
     def __init__(self, api: ModuleApi) -> None:
-        self._tables = ModuleTables(api, _CREATE)
+        self._tables = module_tables(api)
 
     async def get(self, user_key: str) -> str | None:
         return await self._tables.run(
@@ -43,14 +35,14 @@ class AssignmentStore:
 
 
 def _select(txn: LoggingTransaction, user_key: str) -> str | None:
-    txn.execute(f"SELECT target FROM {_TABLE} WHERE user_key = ?", (user_key,))
+    txn.execute(f"SELECT target FROM {ASSIGNMENTS} WHERE user_key = ?", (user_key,))
     row = txn.fetchone()
     return None if row is None else str(row[0])
 
 
 def _upsert(txn: LoggingTransaction, user_key: str, target: str, now: int) -> None:
     txn.execute(
-        f"INSERT INTO {_TABLE} (user_key, target, assigned_ts) VALUES (?, ?, ?)"
+        f"INSERT INTO {ASSIGNMENTS} (user_key, target, assigned_ts) VALUES (?, ?, ?)"
         " ON CONFLICT (user_key) DO UPDATE"
         " SET target = excluded.target, assigned_ts = excluded.assigned_ts",
         (user_key, target, now),

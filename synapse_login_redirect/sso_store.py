@@ -21,36 +21,8 @@ from collections.abc import Callable, Mapping
 import attr
 from synapse.module_api import LoggingTransaction, ModuleApi
 
-from synapse_login_redirect.database import ModuleTables
-
-_SESSIONS = "login_redirect_sso_sessions"
-_TOKENS = "login_redirect_sso_tokens"
-_ATTRIBUTES = "login_redirect_sso_attributes"
-_CREATE_SESSIONS = f"""
-CREATE TABLE IF NOT EXISTS {_SESSIONS} (
-    session_id TEXT NOT NULL PRIMARY KEY,
-    nonce_hash TEXT NOT NULL,
-    target TEXT,
-    idp_id TEXT,
-    client_redirect_url TEXT NOT NULL,
-    expires_ts BIGINT NOT NULL,
-    used_ts BIGINT
-)
-"""
-_CREATE_ATTRIBUTES = f"""
-CREATE TABLE IF NOT EXISTS {_ATTRIBUTES} (
-    remote_user_id TEXT NOT NULL PRIMARY KEY,
-    attributes TEXT NOT NULL,
-    expires_ts BIGINT NOT NULL
-)
-"""
-_CREATE_TOKENS = f"""
-CREATE TABLE IF NOT EXISTS {_TOKENS} (
-    token_hash TEXT NOT NULL PRIMARY KEY,
-    target TEXT NOT NULL,
-    expires_ts BIGINT NOT NULL
-)
-"""
+from synapse_login_redirect.database import module_tables
+from synapse_login_redirect.schema import SSO_ATTRIBUTES, SSO_SESSIONS, SSO_TOKENS
 
 
 def _hash(secret: str) -> str:
@@ -81,9 +53,7 @@ REFUSED_OTHER_BROWSER = "other browser"
 
 class SsoStore:
     def __init__(self, api: ModuleApi) -> None:
-        self._tables = ModuleTables(
-            api, _CREATE_SESSIONS, _CREATE_TOKENS, _CREATE_ATTRIBUTES
-        )
+        self._tables = module_tables(api)
 
     async def start_session(
         self,
@@ -193,9 +163,9 @@ def _insert_session(
     now: int,
     expires: int,
 ) -> None:
-    txn.execute(f"DELETE FROM {_SESSIONS} WHERE expires_ts < ?", (now,))
+    txn.execute(f"DELETE FROM {SSO_SESSIONS} WHERE expires_ts < ?", (now,))
     txn.execute(
-        f"INSERT INTO {_SESSIONS} (session_id, nonce_hash, target, idp_id,"
+        f"INSERT INTO {SSO_SESSIONS} (session_id, nonce_hash, target, idp_id,"
         " client_redirect_url, expires_ts) VALUES (?, ?, ?, ?, ?, ?)",
         (session_id, nonce_hash, target, idp_id, client_redirect_url, expires),
     )
@@ -207,7 +177,7 @@ def _checked_session(
     """A refusal, or the session's target, idp id and client URL."""
     txn.execute(
         f"SELECT nonce_hash, target, idp_id, client_redirect_url, expires_ts, used_ts"
-        f" FROM {_SESSIONS} WHERE session_id = ?",
+        f" FROM {SSO_SESSIONS} WHERE session_id = ?",
         (session_id,),
     )
     row = txn.fetchone()
@@ -237,7 +207,7 @@ def _pending_session(
 
 def _set_target(txn: LoggingTransaction, session_id: str, target: str) -> bool:
     txn.execute(
-        f"UPDATE {_SESSIONS} SET target = ? WHERE session_id = ? AND target IS NULL",
+        f"UPDATE {SSO_SESSIONS} SET target = ? WHERE session_id = ? AND target IS NULL",
         (target, session_id),
     )
     return bool(txn.rowcount == 1)
@@ -253,7 +223,7 @@ def _complete_session(
     if target is None:  # the portal's own IdP login has not come back yet
         return Completion(refusal=REFUSED_UNKNOWN)
     txn.execute(
-        f"UPDATE {_SESSIONS} SET used_ts = ? WHERE session_id = ? AND used_ts IS NULL",
+        f"UPDATE {SSO_SESSIONS} SET used_ts = ? WHERE session_id = ? AND used_ts IS NULL",
         (now, session_id),
     )
     if txn.rowcount != 1:  # another worker completed it first
@@ -264,9 +234,9 @@ def _complete_session(
 def _insert_token(
     txn: LoggingTransaction, token_hash: str, target: str, now: int, expires: int
 ) -> None:
-    txn.execute(f"DELETE FROM {_TOKENS} WHERE expires_ts < ?", (now,))
+    txn.execute(f"DELETE FROM {SSO_TOKENS} WHERE expires_ts < ?", (now,))
     txn.execute(
-        f"INSERT INTO {_TOKENS} (token_hash, target, expires_ts) VALUES (?, ?, ?)"
+        f"INSERT INTO {SSO_TOKENS} (token_hash, target, expires_ts) VALUES (?, ?, ?)"
         " ON CONFLICT (token_hash) DO NOTHING",
         (token_hash, target, expires),
     )
@@ -274,7 +244,7 @@ def _insert_token(
 
 def _token_target(txn: LoggingTransaction, token_hash: str, now: int) -> str | None:
     txn.execute(
-        f"SELECT target FROM {_TOKENS} WHERE token_hash = ? AND expires_ts >= ?",
+        f"SELECT target FROM {SSO_TOKENS} WHERE token_hash = ? AND expires_ts >= ?",
         (token_hash, now),
     )
     row = txn.fetchone()
@@ -284,9 +254,9 @@ def _token_target(txn: LoggingTransaction, token_hash: str, now: int) -> str | N
 def _upsert_attributes(
     txn: LoggingTransaction, remote_id: str, attributes: str, now: int, expires: int
 ) -> None:
-    txn.execute(f"DELETE FROM {_ATTRIBUTES} WHERE expires_ts < ?", (now,))
+    txn.execute(f"DELETE FROM {SSO_ATTRIBUTES} WHERE expires_ts < ?", (now,))
     txn.execute(
-        f"INSERT INTO {_ATTRIBUTES} (remote_user_id, attributes, expires_ts)"
+        f"INSERT INTO {SSO_ATTRIBUTES} (remote_user_id, attributes, expires_ts)"
         " VALUES (?, ?, ?) ON CONFLICT (remote_user_id) DO UPDATE"
         " SET attributes = excluded.attributes, expires_ts = excluded.expires_ts",
         (remote_id, attributes, expires),
@@ -295,7 +265,7 @@ def _upsert_attributes(
 
 def _select_attributes(txn: LoggingTransaction, remote_id: str, now: int) -> str | None:
     txn.execute(
-        f"SELECT attributes FROM {_ATTRIBUTES}"
+        f"SELECT attributes FROM {SSO_ATTRIBUTES}"
         " WHERE remote_user_id = ? AND expires_ts >= ?",
         (remote_id, now),
     )

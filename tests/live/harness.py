@@ -194,19 +194,22 @@ class Homeserver:
         log = open(self.dir / "stderr.log", "ab")
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "synapse.app.homeserver",
-                "-c",
-                str(self.config_path),
-            ],
+            self.command(),
             cwd=self.dir,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
         )
         log.close()
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "synapse.app.homeserver",
+            "-c",
+            str(self.config_path),
+        ]
 
     def wait_ready(self, deadline: float) -> None:
         while time.monotonic() < deadline:

@@ -1,0 +1,184 @@
+"""The portal on a worker deployment (see conftest): start-up, logins in both
+modes and SSO through nginx, concurrent first use, and shared health.
+
+The tests run in file order: the first one is the deployment's first use of
+the module's tables, and the stopped target comes last.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+
+from tests.live.conftest import PASSWORD
+from tests.live.harness import Homeserver, HttpResponse, http, postgres
+from tests.live.sso_client import SsoClient
+from tests.live.workers.conftest import (
+    CLIENT,
+    IDP_ID,
+    WorkerDeployment,
+)
+
+pytestmark = pytest.mark.live
+
+LOGIN = "/_matrix/client/v3/login"
+REALM = "/_synapse/client/login_redirect/realm"
+COMPLETE = "/_synapse/client/login_redirect/complete"
+SERIALIZATION_RETRY = "could not serialize access"
+HEALTH_CHECK = re.compile(r'"GET /_matrix/client/versions HTTP/1.1" "Synapse/')
+
+
+def password_body(user: str, password: str = PASSWORD) -> dict[str, Any]:
+    return {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": user},
+        "password": password,
+    }
+
+
+def login(hs: Homeserver | str, user: str, password: str = PASSWORD) -> HttpResponse:
+    base = hs if isinstance(hs, str) else hs.base_url
+    return http("POST", base + LOGIN, password_body(user, password))
+
+
+def assert_logged_in_on(response: HttpResponse, hs: Homeserver, localpart: str) -> None:
+    """A 200 login for ``localpart`` on ``hs``, which its ``well_known`` names."""
+    assert response.status == 200, response
+    body = response.json()
+    assert body["user_id"] == f"@{localpart}:{hs.server_name}"
+    assert body["well_known"]["m.homeserver"]["base_url"] == hs.base_url
+
+
+def target_of(workers: WorkerDeployment, response: HttpResponse) -> str:
+    """The target a portal's answer sends the client to: a 307 or a proxied login."""
+    if response.status == 307:
+        url = response.headers["location"]
+    else:
+        assert response.status == 200, response
+        url = response.json()["well_known"]["m.homeserver"]["base_url"]
+    return next(n for n, hs in workers.targets.items() if url.startswith(hs.base_url))
+
+
+def stored_assignments(workers: WorkerDeployment) -> dict[str, str]:
+    connection = postgres(workers.postgres_db)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT user_key, target FROM login_redirect_assignments")
+            return dict(cursor.fetchall())
+    finally:
+        connection.close()
+
+
+def logged(workers: WorkerDeployment, text: str) -> list[str]:
+    return [
+        f"{hs.name}: {line}"
+        for hs in workers.homeservers
+        for line in hs.log_path.read_text(errors="replace").splitlines()
+        if text in line
+    ]
+
+
+def concurrently(calls: Sequence[Callable[[], HttpResponse]]) -> list[HttpResponse]:
+    """Run the calls at once (each thread waits for all to be ready)."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], HttpResponse]) -> HttpResponse:
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def test_concurrent_first_requests_on_a_fresh_database(
+    workers: WorkerDeployment,
+) -> None:
+    """Every table of the module is first used by all client processes at once."""
+    form = urlencode({"redirectUrl": CLIENT, "department": "Engineering"}).encode()
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+    calls: list[Callable[[], HttpResponse]] = []
+    for i, hs in enumerate(workers.routers):
+        for j in range(4):
+            # a new pool user (assignments), a token (SSO tokens), the realm
+            # page's form (SSO sessions)
+            calls.append(partial(login, hs, f"first{i}{j}", "wrong"))
+            token = {"type": "m.login.token", "token": f"unknown-{i}{j}"}
+            calls.append(partial(http, "POST", hs.url(LOGIN), token))
+            calls.append(
+                partial(http, "POST", hs.url(REALM), headers=form_type, raw_body=form)
+            )
+    responses = concurrently(calls)
+    statuses = collections.Counter(r.status for r in responses)
+    assert not [r for r in responses if r.status >= 500], statuses
+    assert logged(workers, " - ERROR - ") == []
+
+
+def test_password_logins_in_both_modes_through_nginx(
+    workers: WorkerDeployment,
+) -> None:
+    since = time.time()
+    for _ in range(2):  # round-robin: one of each on each client worker
+        proxied = login(workers.nginx.base_url, "@erin:eng.test")
+        assert_logged_in_on(proxied, workers.eng, "erin")
+        redirect = login(workers.nginx.base_url, "@hugo:hist.test")
+        assert redirect.status == 307, redirect
+        assert redirect.headers["location"] == workers.hist.url(LOGIN)
+        followed = http("POST", redirect.headers["location"], password_body("hugo"))
+        assert followed.status == 200, followed
+    served = workers.nginx.upstreams_of(since, 4)
+    assert collections.Counter(served) == {
+        f"127.0.0.1:{workers.client1.port}": 2,
+        f"127.0.0.1:{workers.client2.port}": 2,
+    }
+
+
+def test_sso_through_the_portal_with_steps_on_different_workers(
+    workers: WorkerDeployment,
+) -> None:
+    since = time.time()
+    nginx = workers.nginx
+    client = SsoClient()
+    start = nginx.url(
+        f"{LOGIN}/sso/redirect/{IDP_ID}?" + urlencode({"redirectUrl": CLIENT})
+    )
+    to_realm = client.request("GET", start)
+    assert to_realm.status == 302, to_realm
+    page = client.request("GET", nginx.url(to_realm.headers["location"]))
+    assert page.status == 200, page
+    form = {"redirectUrl": CLIENT, "idp": IDP_ID, "department": "Engineering"}
+    to_target = client.request("POST", nginx.url(REALM), form=form)
+    assert to_target.status == 302, to_target
+
+    def as_erin(url: str) -> str:
+        authorize = workers.idp.issuer + "/authorize"
+        return f"{url}&login_hint=erin" if url.startswith(authorize) else url
+
+    completion = client.follow(
+        to_target.headers["location"], until=nginx.url(COMPLETE), rewrite=as_erin
+    )
+    to_client = client.request("GET", completion)
+    assert to_client.status == 302, to_client
+    query = dict(parse_qsl(urlsplit(to_client.headers["location"]).query))
+    assert query["homeserver"] == workers.eng.base_url
+    token = {"type": "m.login.token", "token": query["loginToken"]}
+    assert_logged_in_on(http("POST", nginx.url(LOGIN), token), workers.eng, "erin")
+    # start, realm page, its form, completion, token login: each step on the
+    # other client worker than the step before.
+    served = nginx.upstreams_of(since, 5)
+    assert len(served) == 5, served
+    assert all(a != b for a, b in zip(served, served[1:])), served
+
+
+def test_every_process_started_and_stays_up(workers: WorkerDeployment) -> None:
+    for hs in workers.portal:
+        assert hs.process is not None and hs.process.poll() is None, hs.name
+        assert http("GET", hs.url("/health")).status == 200, hs.name
