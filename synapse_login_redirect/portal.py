@@ -30,7 +30,7 @@ from synapse_login_redirect.login_proxy import LoginProxy, TargetUnreachable
 from synapse_login_redirect.pages import Pages
 from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
 from synapse_login_redirect.request_body import peek_json_object
-from synapse_login_redirect.routing import SELF, LoginSubject, route
+from synapse_login_redirect.routing import SELF, Decision, LoginSubject, claim, route
 from synapse_login_redirect.sso_portal import SsoPortal
 from synapse_login_redirect.synapse_compat import RouteCallback, login_address_limiter
 from synapse_login_redirect.target_role import Advertisement, LoginAnswer
@@ -104,21 +104,53 @@ class Portal:
         if subject is None or not isinstance(body.get("password"), str):
             return None
         await self._limit_address(request.get_client_ip_if_available())
-        target_name = await self.place(subject)
-        if target_name is None:
+        decision = await self._decide(subject)
+        if decision is None:
             raise SynapseError(403, self._unplaced_message, Codes.FORBIDDEN)
-        if target_name == SELF:
+        return await self._send(request, body, subject, decision)
+
+    async def _send(
+        self,
+        request: SynapseRequest,
+        body: dict[str, Any],
+        subject: LoginSubject,
+        decision: Decision,
+    ) -> LoginAnswer | None:
+        """Hand the login on as ``decision`` says. A new pool assignment is
+        stored as the login goes to its target: with the 307 (or before Synapse
+        logs the user in here), or once a proxied login got the target's
+        answer. If another process stored one first, the login follows it."""
+        proxied = decision.target != SELF and (
+            self._targets[decision.target].mode != MODE_REDIRECT
+        )
+        if decision.new_assignment and not proxied:
+            decision = await self._claim(subject, decision)
+        if decision.target == SELF:
             return None
-        target = self._targets[target_name]
-        version = _client_api_version(request)
+        target = self._targets[decision.target]
         if target.mode == MODE_REDIRECT:
+            version = _client_api_version(request)
             location = f"{target.base_url}/_matrix/client/{version}/login"
             request.responseHeaders.setRawHeaders(b"Location", [location.encode()])
             return 307, {}
-        return await self._proxy_login(request, target, body)
+        answer = await self._proxy_login(request, target, body)
+        if not decision.new_assignment or answer[0] >= 500:
+            return answer
+        stored = await self._claim(subject, decision)
+        if stored is decision:
+            return answer
+        return await self._send(request, body, subject, stored)
 
     async def place(self, subject: LoginSubject) -> str | None:
-        """The target name for ``subject`` (or SELF), logged; None if unplaceable."""
+        """The target name for ``subject``'s SSO sign-in (or SELF), with a new
+        assignment stored, as the browser goes there next; None if unplaceable."""
+        decision = await self._decide(subject)
+        if decision is None:
+            return None
+        return (await self._claim(subject, decision)).target
+
+    async def _decide(self, subject: LoginSubject) -> Decision | None:
+        """Where ``subject``'s login goes, logged; None if unplaceable."""
         decision = await route(
             self._engine, subject, self._store, unhealthy=self._health.unhealthy
         )
@@ -129,7 +161,18 @@ class Portal:
         logger.info(
             "Login of %s goes to %s (%s)", who, decision.target, decision.reason
         )
-        return decision.target
+        return decision
+
+    async def _claim(self, subject: LoginSubject, decision: Decision) -> Decision:
+        """Store a new assignment; the decision of the one stored first."""
+        stored = await claim(self._engine, subject, self._store, decision)
+        if stored is not decision:
+            logger.info(
+                "Login of %s goes to %s instead: another login placed it first",
+                subject.mxid or subject.user_key,
+                stored.target,
+            )
+        return stored
 
     async def _token_login(
         self, request: SynapseRequest, body: dict[str, Any]

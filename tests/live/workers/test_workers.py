@@ -25,6 +25,7 @@ from tests.live.sso_client import SsoClient
 from tests.live.workers.conftest import (
     CLIENT,
     IDP_ID,
+    NEW_USERS,
     WorkerDeployment,
 )
 
@@ -176,6 +177,26 @@ def test_sso_through_the_portal_with_steps_on_different_workers(
     served = nginx.upstreams_of(since, 5)
     assert len(served) == 5, served
     assert all(a != b for a, b in zip(served, served[1:])), served
+
+
+def test_concurrent_first_logins_of_new_pool_users_on_both_workers(
+    workers: WorkerDeployment,
+) -> None:
+    """Each new user logs in on client1 and client2 at once."""
+    calls = [
+        partial(login, hs, user)
+        for user in NEW_USERS
+        for hs in (workers.client1, workers.client2)
+    ]
+    responses = concurrently(calls)
+    stored = stored_assignments(workers)
+    for user, pair in zip(NEW_USERS, zip(responses[::2], responses[1::2])):
+        first, second = (target_of(workers, r) for r in pair)
+        assert first == second == stored[user], (user, pair)
+    placed = collections.Counter(stored[user] for user in NEW_USERS)
+    assert set(placed) == {"eng", "hist"}, placed
+    assert logged(workers, SERIALIZATION_RETRY) == []
+    assert logged(workers, " - ERROR - ") == []
 
 
 def test_every_process_started_and_stays_up(workers: WorkerDeployment) -> None:
