@@ -76,7 +76,7 @@ class Portal:
                 config.sso,
                 targets,
                 self.place,
-                self._health.unhealthy.__contains__,
+                self._health.is_failing,
                 api,
                 pages,
                 redirect_policy,
@@ -152,7 +152,10 @@ class Portal:
     async def _decide(self, subject: LoginSubject) -> Decision | None:
         """Where ``subject``'s login goes, logged; None if unplaceable."""
         decision = await route(
-            self._engine, subject, self._store, unhealthy=self._health.unhealthy
+            self._engine,
+            subject,
+            self._store,
+            unhealthy=await self._health.unhealthy(),
         )
         who = subject.mxid or subject.user_key
         if decision is None:
@@ -199,7 +202,7 @@ class Portal:
                 target, version, body, client_ip, user_agent
             )
         except TargetUnreachable as e:
-            self._health.mark_unhealthy(target, e.msg)
+            await self._health.mark_unhealthy(target, e.msg)
             raise
         if code == 200:
             self._adverts[target.name].amend_login_response(response)

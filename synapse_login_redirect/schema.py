@@ -14,6 +14,7 @@ ASSIGNMENTS = "login_redirect_assignments"
 SSO_SESSIONS = "login_redirect_sso_sessions"
 SSO_ATTRIBUTES = "login_redirect_sso_attributes"
 SSO_TOKENS = "login_redirect_sso_tokens"
+TARGET_HEALTH = "login_redirect_target_health"
 
 CREATE_SCHEMA_VERSION_TABLE = f"""
 CREATE TABLE IF NOT EXISTS {SCHEMA_VERSION_TABLE} (version INTEGER NOT NULL)
@@ -51,6 +52,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             token_hash TEXT NOT NULL PRIMARY KEY,
             target TEXT NOT NULL,
             expires_ts BIGINT NOT NULL
+        )
+        """,
+        f"""
+        CREATE TABLE IF NOT EXISTS {TARGET_HEALTH} (
+            target TEXT NOT NULL PRIMARY KEY,
+            healthy BOOLEAN NOT NULL,
+            checked_ts BIGINT NOT NULL
         )
         """,
     ),

@@ -92,7 +92,7 @@ class SsoPortal:
         config: PortalSsoConfig,
         targets: Mapping[str, Target],
         router: Router,
-        is_failing: Callable[[str], bool],
+        is_failing: Callable[[str], Awaitable[bool]],
         api: ModuleApi,
         pages: Pages,
         policy: RedirectUrlPolicy,
@@ -225,7 +225,7 @@ class SsoPortal:
             self._realm_page(request, 403, redirect_url, idp_id, error=problem)
             return
         target = self._targets[target_name]
-        if self._refuse_failing(request, target):
+        if await self._refuse_failing(request, target):
             return
         session = await self._sessions.start(request, target.name, idp_id, redirect_url)
         self._to_target(request, target, idp_id, session)
@@ -255,7 +255,7 @@ class SsoPortal:
             self._pages.error(request, 403, "Sign-in failed", _UNPLACED)
             return
         target = self._targets[target_name]
-        if self._refuse_failing(request, target):
+        if await self._refuse_failing(request, target):
             return
         if not await self._store.set_target(session_id, target.name):
             self._pages.error(request, 403, "Sign-in failed", REFUSALS[REFUSED_USED])
@@ -284,8 +284,8 @@ class SsoPortal:
             await self._api.sleep(ATTRIBUTE_WAIT_SECONDS)
         return None
 
-    def _refuse_failing(self, request: SynapseRequest, target: Target) -> bool:
-        if not self._is_failing(target.name):
+    async def _refuse_failing(self, request: SynapseRequest, target: Target) -> bool:
+        if not await self._is_failing(target.name):
             return False
         self._pages.error(
             request,

@@ -24,8 +24,11 @@ from tests.live.harness import Homeserver, HttpResponse, http, postgres
 from tests.live.sso_client import SsoClient
 from tests.live.workers.conftest import (
     CLIENT,
+    HEALTH_INTERVAL,
     IDP_ID,
+    MOVED_USERS,
     NEW_USERS,
+    PROXY_TIMEOUT,
     WorkerDeployment,
 )
 
@@ -197,6 +200,60 @@ def test_concurrent_first_logins_of_new_pool_users_on_both_workers(
     assert set(placed) == {"eng", "hist"}, placed
     assert logged(workers, SERIALIZATION_RETRY) == []
     assert logged(workers, " - ERROR - ") == []
+
+
+def _health_checks(hs: Homeserver) -> list[float]:
+    """When the target answered a health check (seconds since the epoch)."""
+    times = []
+    for line in hs.log_path.read_text(errors="replace").splitlines():
+        if HEALTH_CHECK.search(line):
+            stamp = time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")
+            times.append(time.mktime(stamp) + int(line[20:23]) / 1000)
+    return times
+
+
+def _health_row(workers: WorkerDeployment, target: str) -> Any:
+    connection = postgres(workers.postgres_db)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT healthy FROM login_redirect_target_health WHERE target = %s",
+                (target,),
+            )
+            row = cursor.fetchone()
+            return None if row is None else row[0]
+    finally:
+        connection.close()
+
+
+def test_one_health_check_per_interval_and_a_stopped_target_seen_by_all(
+    workers: WorkerDeployment,
+) -> None:
+    time.sleep(max(0.0, workers.started_at + 4 * HEALTH_INTERVAL - time.time()))
+    for name, hs in workers.targets.items():
+        checks = _health_checks(hs)
+        span = checks[-1] - checks[0]
+        assert len(checks) <= span / HEALTH_INTERVAL + 2, (name, len(checks), span)
+        assert len(checks) >= span / HEALTH_INTERVAL - 1, (name, len(checks), span)
+    workers.eng.stop()
+    stopped = time.monotonic()
+    # A new user the pool puts on eng: a failed proxy hop stores nothing.
+    first = login(workers.client1, MOVED_USERS[0])
+    if first.status == 502:
+        assert MOVED_USERS[0] not in stored_assignments(workers)
+    else:
+        assert target_of(workers, first) == "hist"
+    while _health_row(workers, "eng") is not False:
+        assert time.monotonic() - stopped < HEALTH_INTERVAL + PROXY_TIMEOUT + 1
+        time.sleep(0.05)
+    time.sleep(HEALTH_INTERVAL)
+    for hs, user in zip(workers.routers, MOVED_USERS[1:]):
+        answer = login(hs, user)
+        assert target_of(workers, answer) == "hist", (hs.name, answer)
+    assert target_of(workers, login(workers.client2, MOVED_USERS[0])) == "hist"
+    assert {u: stored_assignments(workers)[u] for u in MOVED_USERS} == dict.fromkeys(
+        MOVED_USERS, "hist"
+    )
 
 
 def test_every_process_started_and_stays_up(workers: WorkerDeployment) -> None:
