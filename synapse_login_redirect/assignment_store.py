@@ -4,54 +4,62 @@ from __future__ import annotations
 
 from synapse.module_api import LoggingTransaction, ModuleApi
 
-from synapse_login_redirect.database import ModuleTables
-
-_TABLE = "login_redirect_assignments"
-_CREATE = f"""
-CREATE TABLE IF NOT EXISTS {_TABLE} (
-    user_key TEXT NOT NULL PRIMARY KEY,
-    target TEXT NOT NULL,
-    assigned_ts BIGINT NOT NULL
-)
-"""
+from synapse_login_redirect.database import module_tables, read_committed
+from synapse_login_redirect.schema import ASSIGNMENTS
 
 
 class AssignmentStore:
     """Reads and records which target a user was placed on."""
 
     def __init__(self, api: ModuleApi) -> None:
-        self._tables = ModuleTables(api, _CREATE)
+        self._tables = module_tables(api)
 
     async def get(self, user_key: str) -> str | None:
         return await self._tables.run(
             "login_redirect_get_assignment", _select, user_key
         )
 
-    async def set(self, user_key: str, target: str) -> None:
-        """Record ``target`` for the user, replacing any earlier assignment.
-
-        Portal workers racing on one new user pick the same target (the pool
-        hashes the user key), so the last write agrees with the first.
-        """
-        await self._tables.run(
-            "login_redirect_set_assignment",
-            _upsert,
+    async def claim(self, user_key: str, target: str, replacing: str | None) -> str:
+        """Record ``target`` unless the user has an assignment other than
+        ``replacing``; the one stored now. Portal workers placing one new user
+        at once get the same answer: the first write wins."""
+        return await self._tables.run(
+            "login_redirect_claim_assignment",
+            _claim,
             user_key,
             target,
+            replacing,
             self._tables.now_ms(),
         )
 
 
 def _select(txn: LoggingTransaction, user_key: str) -> str | None:
-    txn.execute(f"SELECT target FROM {_TABLE} WHERE user_key = ?", (user_key,))
+    txn.execute(f"SELECT target FROM {ASSIGNMENTS} WHERE user_key = ?", (user_key,))
     row = txn.fetchone()
     return None if row is None else str(row[0])
 
 
-def _upsert(txn: LoggingTransaction, user_key: str, target: str, now: int) -> None:
+def _claim(
+    txn: LoggingTransaction,
+    user_key: str,
+    target: str,
+    replacing: str | None,
+    now: int,
+) -> str:
+    # READ COMMITTED: a concurrent first write makes the INSERT do nothing
+    # (no serialization failure), and the SELECT then sees that write.
+    read_committed(txn)
+    if replacing is not None:
+        txn.execute(
+            f"UPDATE {ASSIGNMENTS} SET target = ?, assigned_ts = ?"
+            " WHERE user_key = ? AND target = ?",
+            (target, now, user_key, replacing),
+        )
     txn.execute(
-        f"INSERT INTO {_TABLE} (user_key, target, assigned_ts) VALUES (?, ?, ?)"
-        " ON CONFLICT (user_key) DO UPDATE"
-        " SET target = excluded.target, assigned_ts = excluded.assigned_ts",
+        f"INSERT INTO {ASSIGNMENTS} (user_key, target, assigned_ts) VALUES (?, ?, ?)"
+        " ON CONFLICT (user_key) DO NOTHING",
         (user_key, target, now),
     )
+    stored = _select(txn, user_key)
+    assert stored is not None  # inserted above if absent
+    return stored

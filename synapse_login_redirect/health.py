@@ -1,8 +1,15 @@
-"""Health checks of the portal's pool targets, so new users avoid a failing one.
+"""Health of the portal's pool targets, shared by all portal processes, so new
+users avoid a failing target.
 
-Each target's ``/_matrix/client/versions`` is fetched every interval, on every
-worker. A failed proxied login marks its target unhealthy at once; the next
-good check clears it.
+One process checks: the one that runs Synapse's background tasks (main,
+unless ``run_background_tasks_on`` names a worker). It fetches each target's
+``/_matrix/client/versions`` every interval and records the result in
+Synapse's database. A proxied login that cannot reach its target, on any
+process, records a failure too; the next good check clears it. Every process
+reads the records at most once a second (or once an interval, if shorter),
+so all see the same health within an interval. A record no check refreshed
+for ``STALE_INTERVALS`` intervals is ignored, so a failure mark does not
+outlive a checker that stopped.
 """
 
 from __future__ import annotations
@@ -10,17 +17,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 
-from synapse.module_api import ModuleApi, make_deferred_yieldable, run_in_background
+from synapse.module_api import (
+    LoggingTransaction,
+    ModuleApi,
+    make_deferred_yieldable,
+    run_in_background,
+)
 from twisted.internet import defer
 
 from synapse_login_redirect.config import Target
+from synapse_login_redirect.database import module_tables, read_committed
 from synapse_login_redirect.deadlines import call_with_deadline
+from synapse_login_redirect.schema import TARGET_HEALTH
 
 logger = logging.getLogger(__name__)
 
+MAX_READ_AGE_MS = 1000
+STALE_INTERVALS = 3
+
 
 class TargetHealth:
-    """The names of the targets that failed their last check."""
+    """Which pool targets are failing, as the deployment last recorded."""
 
     def __init__(
         self,
@@ -30,28 +47,54 @@ class TargetHealth:
         timeout_seconds: float,
     ) -> None:
         self._api = api
+        self._tables = module_tables(api)
         self._targets = tuple(targets)
         self._timeout = timeout_seconds
-        self.unhealthy: set[str] = set()
+        interval_ms = int(interval_seconds * 1000)
+        self._read_age_ms = min(MAX_READ_AGE_MS, interval_ms)
+        self._stale_ms = STALE_INTERVALS * interval_ms + int(timeout_seconds * 1000)
+        self._failing: frozenset[str] = frozenset()
+        self._read_at: int | None = None
+        self._reading = False
         # Without checks nothing would ever clear a mark, so nothing is marked.
-        self._checking = interval_seconds > 0 and bool(self._targets)
-        if self._checking:
+        self._checking = interval_ms > 0 and bool(self._targets)
+        if self._checking and api.should_run_background_tasks():
             api.looping_background_call(
-                self._check_all,
-                interval_seconds * 1000,
-                desc="login_redirect_health_checks",
-                run_on_all_instances=True,
+                self._check_all, interval_ms, desc="login_redirect_health_checks"
             )
 
-    def mark_unhealthy(self, target: Target, why: str) -> None:
+    async def unhealthy(self) -> frozenset[str]:
+        """The names of the failing targets, read again when a second old."""
+        if not self._checking:
+            return frozenset()
+        now = self._api.get_current_time_msec()
+        stale = self._read_at is None or now - self._read_at >= self._read_age_ms
+        if stale and not self._reading:  # others meanwhile use the last answer
+            self._reading = True
+            try:
+                failing = await self._tables.run(
+                    "login_redirect_read_health",
+                    _failing_targets,
+                    now - self._stale_ms,
+                )
+            finally:
+                self._reading = False
+            known = {t.name for t in self._targets}
+            self._failing = frozenset(failing) & known
+            self._read_at = now
+        return self._failing
+
+    async def is_failing(self, name: str) -> bool:
+        return name in await self.unhealthy()
+
+    async def mark_unhealthy(self, target: Target, why: str) -> None:
         """Keep new users off a checked target until its next good check."""
         if not self._checking or target not in self._targets:
             return
-        if target.name not in self.unhealthy:
-            logger.warning(
-                "Target %s is failing (%s); new users go elsewhere", target.name, why
-            )
-            self.unhealthy.add(target.name)
+        if target.name in self._failing:
+            return
+        self._failing |= {target.name}
+        await self._record(target, False, why)
 
     async def _check_all(self) -> None:
         checks = [run_in_background(self._check, t) for t in self._targets]
@@ -62,8 +105,46 @@ class TargetHealth:
         try:
             await call_with_deadline(self._timeout, self._api.http_client.get_json, url)
         except Exception as e:
-            self.mark_unhealthy(target, f"health check: {e!r}")
+            await self._record(target, False, f"health check: {e!r}")
             return
-        if target.name in self.unhealthy:
+        await self._record(target, True)
+
+    async def _record(self, target: Target, healthy: bool, why: str = "") -> None:
+        """Store a result; log it if it changes what the deployment knew."""
+        was_healthy = await self._tables.run(
+            "login_redirect_record_health",
+            _record,
+            target.name,
+            healthy,
+            self._api.get_current_time_msec(),
+        )
+        if not healthy and was_healthy is not False:
+            logger.warning(
+                "Target %s is failing (%s); new users go elsewhere", target.name, why
+            )
+        elif healthy and was_healthy is False:
             logger.info("Target %s is healthy again", target.name)
-            self.unhealthy.discard(target.name)
+
+
+def _failing_targets(txn: LoggingTransaction, recorded_since: int) -> list[str]:
+    txn.execute(
+        f"SELECT target FROM {TARGET_HEALTH} WHERE NOT healthy AND checked_ts >= ?",
+        (recorded_since,),
+    )
+    return [str(row[0]) for row in txn.fetchall()]
+
+
+def _record(
+    txn: LoggingTransaction, target: str, healthy: bool, now: int
+) -> bool | None:
+    """Store a result; the one it replaces, if any."""
+    read_committed(txn)  # processes marking one target at once: no retries
+    txn.execute(f"SELECT healthy FROM {TARGET_HEALTH} WHERE target = ?", (target,))
+    row = txn.fetchone()
+    txn.execute(
+        f"INSERT INTO {TARGET_HEALTH} (target, healthy, checked_ts) VALUES (?, ?, ?)"
+        " ON CONFLICT (target) DO UPDATE"
+        " SET healthy = excluded.healthy, checked_ts = excluded.checked_ts",
+        (target, healthy, now),
+    )
+    return None if row is None else bool(row[0])

@@ -30,7 +30,7 @@ from synapse_login_redirect.login_proxy import LoginProxy, TargetUnreachable
 from synapse_login_redirect.pages import Pages
 from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
 from synapse_login_redirect.request_body import peek_json_object
-from synapse_login_redirect.routing import SELF, Decision, LoginSubject, route
+from synapse_login_redirect.routing import SELF, Decision, LoginSubject, claim, route
 from synapse_login_redirect.sso_portal import SsoPortal
 from synapse_login_redirect.synapse_compat import RouteCallback, login_address_limiter
 from synapse_login_redirect.target_role import Advertisement, LoginAnswer
@@ -76,12 +76,12 @@ class Portal:
                 config.sso,
                 targets,
                 self.decide,
-                self._health.unhealthy.__contains__,
+                self._health.is_failing,
                 api,
                 pages,
                 redirect_policy,
                 limit_address=self._limit_address,
-                assign=self._store.set,
+                assign=self._remember_sign_in,
             )
 
     @property
@@ -106,38 +106,51 @@ class Portal:
         if subject is None or not isinstance(body.get("password"), str):
             return None
         await self._limit_address(request.get_client_ip_if_available())
-        target_name = await self.place(subject)
-        if target_name is None:
+        decision = await self.decide(subject)
+        if decision is None:
             raise SynapseError(403, self._unplaced_message, Codes.FORBIDDEN)
-        if target_name == SELF:
+        return await self._send(request, body, subject, decision)
+
+    async def _send(
+        self,
+        request: SynapseRequest,
+        body: dict[str, Any],
+        subject: LoginSubject,
+        decision: Decision,
+    ) -> LoginAnswer | None:
+        """Hand the login on as ``decision`` says. A new pool assignment is
+        stored as the login goes to its target: with the 307 (or before Synapse
+        logs the user in here), or once a proxied login got the target's
+        answer. If another process stored one first, the login follows it."""
+        proxied = decision.target != SELF and (
+            self._targets[decision.target].mode != MODE_REDIRECT
+        )
+        if decision.new_assignment and not proxied:
+            decision = await self._claim(subject, decision)
+        if decision.target == SELF:
             return None
-        target = self._targets[target_name]
-        version = _client_api_version(request)
+        target = self._targets[decision.target]
         if target.mode == MODE_REDIRECT:
+            version = _client_api_version(request)
             location = f"{target.base_url}/_matrix/client/{version}/login"
             request.responseHeaders.setRawHeaders(b"Location", [location.encode()])
             return 307, {}
-        return await self._proxy_login(request, target, body)
-
-    async def place(self, subject: LoginSubject) -> str | None:
-        """The target name for ``subject`` (or SELF), logged, with a new pool
-        assignment stored; None if unplaceable."""
-        decision = await self.decide(subject)
-        if decision is None:
-            return None
-        if decision.new_assignment and subject.user_key is not None:
-            await self._store.set(subject.user_key, decision.target)
-        return decision.target
+        answer = await self._proxy_login(request, target, body)
+        if not decision.new_assignment or answer[0] >= 500:
+            return answer
+        stored = await self._claim(subject, decision)
+        if stored is decision:
+            return answer
+        return await self._send(request, body, subject, stored)
 
     async def decide(self, subject: LoginSubject) -> Decision | None:
-        """Where ``subject`` goes, logged; a new pool assignment is left for
-        the caller to store (``Decision.new_assignment``)."""
+        """Where ``subject``'s login goes, logged; None if unplaceable. A new
+        pool assignment is left to the caller to store (``_claim``)."""
         decision = await route(
             self._engine,
             subject,
             self._store,
-            unhealthy=self._health.unhealthy,
-            remember=False,
+            unhealthy=await self._health.unhealthy(),
         )
         who = subject.mxid or subject.user_key
         if decision is None:
@@ -147,6 +160,29 @@ class Portal:
             "Login of %s goes to %s (%s)", who, decision.target, decision.reason
         )
         return decision
+
+    async def _remember_sign_in(self, user_key: str, target: str) -> None:
+        """Store a new pool user's assignment once their SSO sign-in at
+        ``target`` completed; one that another login stored first stays."""
+        stored = await self._store.claim(user_key, target, None)
+        if stored != target:
+            logger.info(
+                "Sign-in of %s completed at %s; another login placed it on %s first",
+                user_key,
+                target,
+                stored,
+            )
+
+    async def _claim(self, subject: LoginSubject, decision: Decision) -> Decision:
+        """Store a new assignment; the decision of the one stored first."""
+        stored = await claim(self._engine, subject, self._store, decision)
+        if stored is not decision:
+            logger.info(
+                "Login of %s goes to %s instead: another login placed it first",
+                subject.mxid or subject.user_key,
+                stored.target,
+            )
+        return stored
 
     async def _token_login(
         self, request: SynapseRequest, body: dict[str, Any]
@@ -173,7 +209,7 @@ class Portal:
                 target, version, body, client_ip, user_agent
             )
         except TargetUnreachable as e:
-            self._health.mark_unhealthy(target, e.msg)
+            await self._health.mark_unhealthy(target, e.msg)
             raise
         if code == 200:
             self._adverts[target.name].amend_login_response(response)

@@ -30,8 +30,9 @@ assignment to a known target is kept whatever the pool now says, even if that
 target is unhealthy, since the account lives there (rules ignore health too).
 A new user gets a pool target by weighted rendezvous hashing of the user key,
 skipping unhealthy targets: workers racing on one user pick the same target,
-and adding a target only moves users onto it. The caller stores new
-assignments, e.g. with ``route`` and an ``AssignmentStore``.
+and adding a target only moves users onto it. ``route`` reads the stored
+assignment; the caller stores a new one with ``claim`` once the login is on
+its way there, and the first assignment stored wins.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ __all__ = [
     "RoutingEngine",
     "ServerNameRule",
     "WeightedPool",
+    "claim",
     "route",
 ]
 
@@ -161,8 +163,10 @@ class Decision:
 
     target: str
     reason: str
-    # A new pool assignment: the caller stores it under the user key.
+    # A new pool assignment: the caller stores it under the user key (``claim``).
     new_assignment: bool = False
+    # The stored assignment, to a target no longer known, that it replaces.
+    replaces: str | None = None
 
 
 class Rule(Protocol):
@@ -381,8 +385,9 @@ class RoutingEngine:
         unhealthy: Collection[str] = (),
     ) -> Decision | None:
         """Keep a known ``assignment``, else pick a healthy pool target."""
-        if assignment is not None and assignment in self._sticky:
-            return self._sticky[assignment]
+        kept = self.sticky(assignment)
+        if kept is not None:
+            return kept
         if user_key is None:
             return None
         target = self.pool.pick(user_key, unhealthy)
@@ -392,7 +397,11 @@ class RoutingEngine:
         if assignment is None and not skipped:
             return self._picked[target]
         reason = self._pool_reason(skipped, assignment)
-        return Decision(target, reason, new_assignment=True)
+        return Decision(target, reason, new_assignment=True, replaces=assignment)
+
+    def sticky(self, assignment: str | None) -> Decision | None:
+        """The decision for a stored assignment, if its target is known."""
+        return None if assignment is None else self._sticky.get(assignment)
 
     def _pool_reason(self, skipped: list[str], assignment: str | None) -> str:
         notes = [self.pool.describe()]
@@ -408,7 +417,10 @@ class AssignmentStore(Protocol):
 
     async def get(self, user_key: str) -> str | None: ...
 
-    async def set(self, user_key: str, target: str) -> None: ...
+    async def claim(self, user_key: str, target: str, replacing: str | None) -> str:
+        """Store ``target`` if the user's assignment is still ``replacing``
+        (None: none stored); the assignment stored now, whoever stored it."""
+        ...
 
 
 class MemoryAssignmentStore:
@@ -420,8 +432,10 @@ class MemoryAssignmentStore:
     async def get(self, user_key: str) -> str | None:
         return self.assignments.get(user_key)
 
-    async def set(self, user_key: str, target: str) -> None:
-        self.assignments[user_key] = target
+    async def claim(self, user_key: str, target: str, replacing: str | None) -> str:
+        if self.assignments.get(user_key) == replacing:
+            self.assignments[user_key] = target
+        return self.assignments[user_key]
 
 
 async def route(
@@ -432,11 +446,8 @@ async def route(
     unhealthy: Collection[str] = (),
     remember: bool = True,
 ) -> Decision | None:
-    """Decide for ``subject`` and store a new pool assignment, unless
-    ``remember`` is False (the caller stores it later).
-
-    The store is only read when no rule matches.
-    """
+    """Decide for ``subject``, reading its stored pool assignment if no rule
+    matches. A new assignment is not stored: see ``claim``."""
     decision = engine.match_rules(subject)
     if decision is not None:
         return decision
@@ -444,7 +455,20 @@ async def route(
     if user_key is None:
         return None
     assignment = await store.get(user_key)
-    decision = engine.assign(user_key, assignment=assignment, unhealthy=unhealthy)
-    if remember and decision is not None and decision.new_assignment:
-        await store.set(user_key, decision.target)
-    return decision
+    return engine.assign(user_key, assignment=assignment, unhealthy=unhealthy)
+
+
+async def claim(
+    engine: RoutingEngine,
+    subject: LoginSubject,
+    store: AssignmentStore,
+    decision: Decision,
+) -> Decision:
+    """Store a new pool assignment of ``route``'s, unless another process
+    stored one for the user first: then the decision of that one, which wins."""
+    if not decision.new_assignment or subject.user_key is None:
+        return decision
+    stored = await store.claim(subject.user_key, decision.target, decision.replaces)
+    if stored == decision.target:
+        return decision
+    return engine.sticky(stored) or decision

@@ -95,7 +95,7 @@ class SsoPortal:
         config: PortalSsoConfig,
         targets: Mapping[str, Target],
         router: Router,
-        is_failing: Callable[[str], bool],
+        is_failing: Callable[[str], Awaitable[bool]],
         api: ModuleApi,
         pages: Pages,
         policy: RedirectUrlPolicy,
@@ -265,7 +265,7 @@ class SsoPortal:
             self._realm_page(request, 403, redirect_url, idp_id, error=problem)
             return
         target = self._targets[target_name]
-        if self._refuse_failing(request, target):
+        if await self._refuse_failing(request, target):
             return
         session = await self._sessions.start(
             request, target.name, idp_id, redirect_url, assign_user_key
@@ -299,7 +299,7 @@ class SsoPortal:
             self._pages.error(request, 403, "Sign-in failed", _UNPLACED)
             return
         target = self._targets[decision.target]
-        if self._refuse_failing(request, target):
+        if await self._refuse_failing(request, target):
             return
         assign_user_key = _assign_user_key(subject, decision)
         if not await self._store.set_target(session_id, target.name, assign_user_key):
@@ -369,8 +369,8 @@ class SsoPortal:
             return True
         return False
 
-    def _refuse_failing(self, request: SynapseRequest, target: Target) -> bool:
-        if not self._is_failing(target.name):
+    async def _refuse_failing(self, request: SynapseRequest, target: Target) -> bool:
+        if not await self._is_failing(target.name):
             return False
         self._pages.error(
             request,

@@ -23,43 +23,12 @@ from collections.abc import Callable, Mapping
 import attr
 from synapse.module_api import LoggingTransaction, ModuleApi
 
-from synapse_login_redirect.database import ModuleTables
+from synapse_login_redirect.database import module_tables
+from synapse_login_redirect.schema import SSO_CLAIMS, SSO_SESSIONS, SSO_TOKENS
 
-_SESSIONS = "login_redirect_sso_sessions"
-_TOKENS = "login_redirect_sso_tokens"
-_CLAIMS = "login_redirect_sso_claims"
 # Claims serve the bounce that follows their sign-in, which brings a login
 # token that lives 2 minutes (Synapse's SSO tokens); a margin beyond that.
 CLAIMS_LIFETIME_MS = 3 * 60 * 1000
-_CREATE_SESSIONS = f"""
-CREATE TABLE IF NOT EXISTS {_SESSIONS} (
-    session_id TEXT NOT NULL PRIMARY KEY,
-    nonce_hash TEXT NOT NULL,
-    target TEXT,
-    idp_id TEXT,
-    client_redirect_url TEXT NOT NULL,
-    expires_ts BIGINT NOT NULL,
-    used_ts BIGINT,
-    assign_user_key TEXT
-)
-"""
-_CREATE_CLAIMS = f"""
-CREATE TABLE IF NOT EXISTS {_CLAIMS} (
-    idp_id TEXT NOT NULL,
-    remote_user_id TEXT NOT NULL,
-    attributes TEXT NOT NULL,
-    stored_ts BIGINT NOT NULL,
-    expires_ts BIGINT NOT NULL,
-    PRIMARY KEY (idp_id, remote_user_id)
-)
-"""
-_CREATE_TOKENS = f"""
-CREATE TABLE IF NOT EXISTS {_TOKENS} (
-    token_hash TEXT NOT NULL PRIMARY KEY,
-    target TEXT NOT NULL,
-    expires_ts BIGINT NOT NULL
-)
-"""
 
 
 def _hash(secret: str) -> str:
@@ -94,9 +63,7 @@ REFUSED_OTHER_BROWSER = "other browser"
 
 class SsoStore:
     def __init__(self, api: ModuleApi) -> None:
-        self._tables = ModuleTables(
-            api, _CREATE_SESSIONS, _CREATE_TOKENS, _CREATE_CLAIMS
-        )
+        self._tables = module_tables(api)
 
     async def start_session(
         self,
@@ -229,13 +196,13 @@ def _insert_session(
     max_sessions: int,
 ) -> bool:
     """Purge expired sessions, then insert one unless ``max_sessions`` remain."""
-    txn.execute(f"DELETE FROM {_SESSIONS} WHERE expires_ts < ?", (now,))
-    txn.execute(f"SELECT COUNT(*) FROM {_SESSIONS}")
+    txn.execute(f"DELETE FROM {SSO_SESSIONS} WHERE expires_ts < ?", (now,))
+    txn.execute(f"SELECT COUNT(*) FROM {SSO_SESSIONS}")
     row = txn.fetchone()
     if row is not None and row[0] >= max_sessions:
         return False
     txn.execute(
-        f"INSERT INTO {_SESSIONS} (session_id, nonce_hash, target, idp_id,"
+        f"INSERT INTO {SSO_SESSIONS} (session_id, nonce_hash, target, idp_id,"
         " client_redirect_url, expires_ts, assign_user_key)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
@@ -258,7 +225,7 @@ def _checked_session(
     assign and expiry."""
     txn.execute(
         f"SELECT nonce_hash, target, idp_id, client_redirect_url, expires_ts,"
-        f" used_ts, assign_user_key FROM {_SESSIONS} WHERE session_id = ?",
+        f" used_ts, assign_user_key FROM {SSO_SESSIONS} WHERE session_id = ?",
         (session_id,),
     )
     row = txn.fetchone()
@@ -293,7 +260,7 @@ def _set_target(
     assign_user_key: str | None,
 ) -> bool:
     txn.execute(
-        f"UPDATE {_SESSIONS} SET target = ?, assign_user_key = ?"
+        f"UPDATE {SSO_SESSIONS} SET target = ?, assign_user_key = ?"
         " WHERE session_id = ? AND target IS NULL",
         (target, assign_user_key, session_id),
     )
@@ -310,7 +277,7 @@ def _complete_session(
     if target is None:  # the portal's own IdP login has not come back yet
         return Completion(refusal=REFUSED_UNKNOWN)
     txn.execute(
-        f"UPDATE {_SESSIONS} SET used_ts = ? WHERE session_id = ? AND used_ts IS NULL",
+        f"UPDATE {SSO_SESSIONS} SET used_ts = ? WHERE session_id = ? AND used_ts IS NULL",
         (now, session_id),
     )
     if txn.rowcount != 1:  # another worker completed it first
@@ -327,9 +294,9 @@ def _complete_session(
 def _insert_token(
     txn: LoggingTransaction, token_hash: str, target: str, now: int, expires: int
 ) -> None:
-    txn.execute(f"DELETE FROM {_TOKENS} WHERE expires_ts < ?", (now,))
+    txn.execute(f"DELETE FROM {SSO_TOKENS} WHERE expires_ts < ?", (now,))
     txn.execute(
-        f"INSERT INTO {_TOKENS} (token_hash, target, expires_ts) VALUES (?, ?, ?)"
+        f"INSERT INTO {SSO_TOKENS} (token_hash, target, expires_ts) VALUES (?, ?, ?)"
         " ON CONFLICT (token_hash) DO NOTHING",
         (token_hash, target, expires),
     )
@@ -337,7 +304,7 @@ def _insert_token(
 
 def _token_target(txn: LoggingTransaction, token_hash: str, now: int) -> str | None:
     txn.execute(
-        f"SELECT target FROM {_TOKENS} WHERE token_hash = ? AND expires_ts >= ?",
+        f"SELECT target FROM {SSO_TOKENS} WHERE token_hash = ? AND expires_ts >= ?",
         (token_hash, now),
     )
     row = txn.fetchone()
@@ -352,9 +319,9 @@ def _upsert_claims(
     now: int,
     expires: int,
 ) -> None:
-    txn.execute(f"DELETE FROM {_CLAIMS} WHERE expires_ts < ?", (now,))
+    txn.execute(f"DELETE FROM {SSO_CLAIMS} WHERE expires_ts < ?", (now,))
     txn.execute(
-        f"INSERT INTO {_CLAIMS}"
+        f"INSERT INTO {SSO_CLAIMS}"
         " (idp_id, remote_user_id, attributes, stored_ts, expires_ts)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (idp_id, remote_user_id) DO UPDATE"
         " SET attributes = excluded.attributes, stored_ts = excluded.stored_ts,"
@@ -372,11 +339,11 @@ def _take_claims(
         " WHERE idp_id = ? AND remote_user_id = ?"
         " AND stored_ts >= ? AND expires_ts >= ?"
     )
-    txn.execute(f"SELECT attributes FROM {_CLAIMS}{where}", key)
+    txn.execute(f"SELECT attributes FROM {SSO_CLAIMS}{where}", key)
     row = txn.fetchone()
     if row is None:
         return None
-    txn.execute(f"DELETE FROM {_CLAIMS}{where}", key)
+    txn.execute(f"DELETE FROM {SSO_CLAIMS}{where}", key)
     if txn.rowcount != 1:  # another worker took them first
         return None
     return str(row[0])

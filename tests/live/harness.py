@@ -203,19 +203,22 @@ class Homeserver:
         log = open(self.dir / "stderr.log", "ab")
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "synapse.app.homeserver",
-                "-c",
-                str(self.config_path),
-            ],
+            self.command(),
             cwd=self.dir,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
         )
         log.close()
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "synapse.app.homeserver",
+            "-c",
+            str(self.config_path),
+        ]
 
     def wait_ready(self, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -359,8 +362,8 @@ def stop_all(homeservers: Iterable[Homeserver]) -> None:
 
 def keep_logs(workdir: Path, destination: Path) -> None:
     """Copy the homeservers' logs where a developer or CI can read them."""
-    for log in workdir.glob("*/*.log"):
-        target = destination / log.parent.name / log.name
+    for log in workdir.rglob("*.log"):
+        target = destination / log.relative_to(workdir)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(log, target)
 

@@ -21,6 +21,7 @@ from synapse_login_redirect.routing import (
     MemoryAssignmentStore,
     RoutingEngine,
     WeightedPool,
+    claim,
     route,
 )
 from synapse_login_redirect.routing_config import parse_routing
@@ -240,6 +241,7 @@ def test_assignment_to_an_unknown_target_is_replaced() -> None:
         "eng",
         "pool (weights eng=1; previous target 'gone' is unknown)",
         new_assignment=True,
+        replaces="gone",
     )
 
 
@@ -306,36 +308,61 @@ def test_two_engines_agree_whatever_the_config_order() -> None:
         assert one.target == other.target
 
 
-# Storing assignments with route().
+# Reading assignments with route(), storing them with claim().
 
 
-def test_route_stores_a_new_assignment_then_keeps_it() -> None:
+def _route_and_claim(
+    routing: RoutingEngine, subject: LoginSubject, store: MemoryAssignmentStore
+) -> Decision | None:
+    async def both() -> Decision | None:
+        decision = await route(routing, subject, store)
+        if decision is None:
+            return None
+        return await claim(routing, subject, store, decision)
+
+    return asyncio.run(both())
+
+
+def test_claim_stores_a_new_assignment_then_route_keeps_it() -> None:
     store = MemoryAssignmentStore()
     subject = LoginSubject.from_user("@alice:portal.example")
-    first = asyncio.run(route(engine({"pool": {"eng": 1}}), subject, store))
+    routing = engine({"pool": {"eng": 1}})
+    first = asyncio.run(route(routing, subject, store))
     assert first == Decision("eng", "pool (weights eng=1)", new_assignment=True)
+    assert store.assignments == {}  # route stores nothing
+    assert asyncio.run(claim(routing, subject, store, first)) is first
     assert store.assignments == {"alice": "eng"}
-    again = asyncio.run(route(engine({"pool": {"hist": 1}}), subject, store))
+    again = _route_and_claim(engine({"pool": {"hist": 1}}), subject, store)
     assert again == Decision("eng", "sticky assignment")
     assert store.assignments == {"alice": "eng"}
 
 
-def test_route_leaves_a_new_assignment_to_the_caller_without_remember() -> None:
-    """As SSO through the portal does, storing it once the sign-in completes."""
+def test_the_first_claim_wins() -> None:
+    """Two processes placed one new user on different targets at once."""
     store = MemoryAssignmentStore()
     subject = LoginSubject.from_user("alice")
-    routing = engine({"pool": {"eng": 1}})
-    decision = asyncio.run(route(routing, subject, store, remember=False))
-    assert decision == Decision("eng", "pool (weights eng=1)", new_assignment=True)
-    assert store.assignments == {}
+    mine = Decision("hist", "pool (weights hist=1)", new_assignment=True)
+    theirs = Decision("eng", "pool (weights eng=1)", new_assignment=True)
+    routing = engine({"pool": {"eng": 1, "hist": 1}})
+    assert asyncio.run(claim(routing, subject, store, theirs)) is theirs
+    settled = asyncio.run(claim(routing, subject, store, mine))
+    assert settled == Decision("eng", "sticky assignment")
+    assert store.assignments == {"alice": "eng"}
 
 
-def test_route_replaces_an_assignment_to_an_unknown_target() -> None:
+def test_claim_replaces_an_assignment_to_an_unknown_target_once() -> None:
     store = MemoryAssignmentStore()
     store.assignments["alice"] = "gone"
     subject = LoginSubject.from_user("alice")
-    decision = asyncio.run(route(engine({"pool": {"eng": 1}}), subject, store))
-    assert decision is not None and decision.new_assignment
+    routing = engine({"pool": {"eng": 1}})
+    decision = asyncio.run(route(routing, subject, store))
+    assert decision is not None and decision.replaces == "gone"
+    assert asyncio.run(claim(routing, subject, store, decision)) is decision
+    assert store.assignments == {"alice": "eng"}
+    # A process that read "gone" too, but placed alice elsewhere, follows.
+    late = Decision("hist", "pool", new_assignment=True, replaces="gone")
+    settled = asyncio.run(claim(engine({"pool": {"hist": 1}}), subject, store, late))
+    assert settled == Decision("eng", "sticky assignment")
     assert store.assignments == {"alice": "eng"}
 
 
@@ -714,6 +741,8 @@ def test_an_assignment_never_changes_while_its_target_is_known(
     for pool, unhealthy in steps:
         routing = engine({"pool": pool})
         decision = asyncio.run(route(routing, subject, store, unhealthy=unhealthy))
+        if decision is not None:
+            decision = asyncio.run(claim(routing, subject, store, decision))
         if assigned is not None:
             assert decision == Decision(assigned, "sticky assignment")
         elif decision is not None:

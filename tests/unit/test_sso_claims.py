@@ -11,10 +11,12 @@ from typing import Any, cast
 
 import pytest
 from synapse.module_api import ModuleApi
+from twisted.internet import defer
 
 from synapse_login_redirect.oidc_mapping import OidcMappingProvider
 from synapse_login_redirect.sso_store import CLAIMS_LIFETIME_MS, SsoStore
 from synapse_login_redirect.synapse_compat import IncompatibleSynapseError
+from tests.unit.sqlite_txn import SqliteTxn
 
 
 class FakeApi:
@@ -30,12 +32,16 @@ class FakeApi:
     def get_current_time_msec(self) -> int:
         return self.now
 
+    def run_as_background_process(
+        self, desc: str, func: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> defer.Deferred[Any]:
+        return defer.ensureDeferred(func(*args, **kwargs))
+
     async def run_db_interaction(
         self, desc: str, func: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> Any:
-        cursor = self._db.cursor()
         try:
-            result = func(cursor, *args, **kwargs)
+            result = func(SqliteTxn(self._db), *args, **kwargs)
         except BaseException:
             self._db.rollback()
             raise
