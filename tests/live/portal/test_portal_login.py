@@ -304,6 +304,7 @@ def test_assignment_survives_restart_and_pool_change(
     first, _ = login_at(portal, password_body(by_user("paula")))
     target = _target_of(portals, first)
     directory = workdir / "directory.tsv"
+    (original,) = [m["config"] for m in portal.config["modules"]]
     no_pool = portal_module_config(portals.targets, "redirect", directory, pool={})
     portal.set_module_config(no_pool)
     portal.restart()
@@ -316,11 +317,7 @@ def test_assignment_survives_restart_and_pool_change(
         assert unplaced.status == 403
         assert unplaced.json() == {"errcode": "M_FORBIDDEN", "error": UNPLACED_MESSAGE}
     finally:
-        portal.set_module_config(
-            portal_module_config(
-                portals.targets, "redirect", directory, pool={"eng": 1, "hist": 1}
-            )
-        )
+        portal.set_module_config(original)
         portal.restart()
 
 
