@@ -13,7 +13,10 @@ from typing import Any
 from synapse.module_api import ModuleApi
 
 from synapse_login_redirect.sso_store import SsoStore
-from synapse_login_redirect.synapse_compat import JinjaOidcMappingProvider
+from synapse_login_redirect.synapse_compat import (
+    JinjaOidcMappingProvider,
+    check_synapse_support,
+)
 
 # Long enough for the browser to come back from the IdP to the portal.
 CLAIMS_LIFETIME_MS = 10 * 60 * 1000
@@ -21,6 +24,7 @@ CLAIMS_LIFETIME_MS = 10 * 60 * 1000
 
 class OidcMappingProvider(JinjaOidcMappingProvider):
     def __init__(self, config: Any, module_api: ModuleApi) -> None:
+        check_synapse_support(module_api)
         super().__init__(config, module_api)
         self._store = SsoStore(module_api)
 
