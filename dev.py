@@ -4,7 +4,8 @@
 python3 dev.py demo    start a local deployment and show a redirected login
 python3 dev.py test    lint, type-check and run the whole test suite on the
                        newest Synapse and on the oldest supported one, and the
-                       live tests on a release in between
+                       live tests on a release in between (pytest arguments
+                       given after "test" replace that selection in each run)
 python3 dev.py bench   benchmarks against vanilla Synapse (see BENCHMARKS.md)
 """
 
@@ -91,7 +92,7 @@ def _test(pytest_args: list[str]) -> None:
     _run(oldest, "-m", "pytest", *pytest_args)
     middle = _ensure_venv(VENV_MID, f"{SYNAPSE_EXTRAS}=={SYNAPSE_MID}")
     print(f"The live tests with Synapse {SYNAPSE_MID}:", flush=True)
-    _run(middle, "-m", "pytest", LIVE_TESTS, *pytest_args)
+    _run(middle, "-m", "pytest", *(pytest_args or [LIVE_TESTS]))
 
 
 def main(argv: list[str]) -> None:
