@@ -2,13 +2,17 @@
 """Developer entry point: needs only Python 3, installs the rest into ``.venv``.
 
 python3 dev.py demo    start a local deployment and show a redirected login
-python3 dev.py test    lint, type-check and run the whole test suite
+python3 dev.py test    lint, type-check and run the whole test suite on the
+                       newest Synapse and on the oldest supported one, and the
+                       live tests on a release in between (pytest arguments
+                       given after "test" replace that selection in each run)
 python3 dev.py bench   benchmarks against vanilla Synapse (see BENCHMARKS.md)
 """
 
 from __future__ import annotations
 
 import os
+import runpy
 import subprocess
 import sys
 import venv
@@ -17,9 +21,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
-# The oldest Synapse we claim to support; keep in step with setup.cfg and tox.ini.
-SYNAPSE_MIN = "1.160.0"
+# The oldest supported Synapse, from the one place it is named (no Synapse
+# import needed); tests/unit/test_supported_synapse.py keeps setup.cfg, tox.ini
+# and the README in step.
+SYNAPSE_MIN = str(
+    runpy.run_path(str(ROOT / "synapse_login_redirect" / "supported.py"))[
+        "SUPPORTED_SYNAPSE"
+    ]
+)
 VENV_MIN = ROOT / ".venv-synapse-min"
+# A release between the oldest and the newest; the live tests run on it too.
+SYNAPSE_MID = "1.150.0"
+VENV_MID = ROOT / ".venv-synapse-mid"
+# Synapse older than 1.146 does not import with prometheus-client 0.24 or newer.
+OLD_SYNAPSE_PINS = ("prometheus-client<0.24",)
+SYNAPSE_EXTRAS = "matrix-synapse[saml2,oidc,postgres,redis]"
+LIVE_TESTS = "tests/live"
 # Debian packages the tests use: the browser, xmlsec1 for SAML signatures,
 # Node.js for matrix-js-sdk, and nginx as the worker deployment's reverse proxy.
 DEBIAN_PACKAGES = {
@@ -70,10 +87,13 @@ def _test(pytest_args: list[str]) -> None:
     _run(PYTHON, "-m", "mypy")
     _run(PYTHON, "-m", "pytest", *pytest_args)
     oldest = _ensure_venv(
-        VENV_MIN, f"matrix-synapse[saml2,oidc,postgres]=={SYNAPSE_MIN}"
+        VENV_MIN, f"{SYNAPSE_EXTRAS}=={SYNAPSE_MIN}", *OLD_SYNAPSE_PINS
     )
     print(f"Again with the oldest supported Synapse, {SYNAPSE_MIN}:", flush=True)
     _run(oldest, "-m", "pytest", *pytest_args)
+    middle = _ensure_venv(VENV_MID, f"{SYNAPSE_EXTRAS}=={SYNAPSE_MID}")
+    print(f"The live tests with Synapse {SYNAPSE_MID}:", flush=True)
+    _run(middle, "-m", "pytest", *(pytest_args or [LIVE_TESTS]))
 
 
 def main(argv: list[str]) -> None:

@@ -25,6 +25,7 @@ from synapse_login_redirect.synapse_compat import (
     RouteHook,
     RouteKey,
     check_appservice_support,
+    check_synapse_support,
     on_client_api_resources,
     serves_client_api,
     sso_client_whitelist,
@@ -47,6 +48,7 @@ class LoginRedirect:
     """The Synapse module. Enable it under ``modules:`` in homeserver.yaml."""
 
     def __init__(self, config: LoginRedirectConfig, api: ModuleApi) -> None:
+        check_synapse_support(api)
         self._config = config
         self._api = api
         base_url = config.base_url or normalise_base_url(api.public_baseurl)

@@ -14,11 +14,16 @@ from typing import Any
 from synapse.module_api import ModuleApi
 
 from synapse_login_redirect.sso_store import SsoStore
-from synapse_login_redirect.synapse_compat import JinjaOidcMappingProvider, oidc_idp_id
+from synapse_login_redirect.synapse_compat import (
+    JinjaOidcMappingProvider,
+    check_synapse_support,
+    oidc_idp_id,
+)
 
 
 class OidcMappingProvider(JinjaOidcMappingProvider):
     def __init__(self, config: Any, module_api: ModuleApi) -> None:
+        check_synapse_support(module_api)
         super().__init__(config, module_api)
         self._idp_id = oidc_idp_id(module_api, config)
         self._store = SsoStore(module_api)

@@ -19,6 +19,7 @@ from synapse_login_redirect.sso_store import SsoStore
 from synapse_login_redirect.synapse_compat import (
     DefaultSamlMappingProvider,
     SamlConfig,
+    check_synapse_support,
     saml_idp_id,
 )
 
@@ -30,6 +31,7 @@ class RoutingSamlConfig(SamlConfig):
 
 class SamlMappingProvider(DefaultSamlMappingProvider):
     def __init__(self, parsed_config: RoutingSamlConfig, module_api: ModuleApi) -> None:
+        check_synapse_support(module_api)
         super().__init__(parsed_config, module_api)
         self._api = module_api
         self._store = SsoStore(module_api)

@@ -28,12 +28,14 @@ from synapse.handlers.oidc import JinjaOidcMappingProvider
 from synapse.handlers.saml import DefaultSamlMappingProvider, SamlConfig
 from synapse.http.server import StaticResource, UnrecognizedRequestResource
 from synapse.http.site import SynapseRequest
-from synapse.module_api import ModuleApi
+from synapse.module_api import ModuleApi, UserID
 from synapse.rest import ClientRestResource
 from synapse.rest.client.login import SsoRedirectServlet
 from synapse.util import SYNAPSE_VERSION
 from twisted.web.resource import Resource
 from twisted.web.server import Request
+
+from synapse_login_redirect.supported import SUPPORTED_SYNAPSE
 
 __all__ = [
     "LimitExceededError",  # what Synapse's rate limiters raise
@@ -64,15 +66,80 @@ REDACTED = b"=<redacted>"
 _QUERY_SEPARATORS = re.compile(rb"([&;])")
 
 
+# Every member of ModuleApi the package uses (a unit test keeps this complete).
+MODULE_API_MEMBERS = (
+    "check_user_exists",
+    "delayed_background_call",
+    "get_current_time_msec",  # Synapse 1.125
+    "get_qualified_user_id",
+    "http_client",
+    "is_mine",
+    "looping_background_call",
+    "public_baseurl",
+    "read_templates",
+    "register_password_auth_provider_callbacks",
+    "register_web_resource",
+    "run_as_background_process",  # a method since Synapse 1.136
+    "run_db_interaction",
+    "server_name",
+    "should_run_background_tasks",  # Synapse 1.89
+    "sleep",
+    "worker_app",
+)
+
+
 class IncompatibleSynapseError(RuntimeError):
     """Synapse's internals are not what this module was built against."""
 
     def __init__(self, what: str) -> None:
         super().__init__(
             f"synapse-login-redirect does not support Synapse {SYNAPSE_VERSION}: "
-            f"{what}. Install a release of the module that supports it, or "
-            "remove it from 'modules:'."
+            f"{what}. This release of the module is for Synapse "
+            f"{SUPPORTED_SYNAPSE} and newer: install a release of the module "
+            "that supports this Synapse, or remove it from 'modules:'."
         )
+
+
+def release(version: str) -> tuple[int, int, int]:
+    """The (major, minor, patch) a Synapse version string starts with."""
+    match = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
+    if match is None:
+        raise IncompatibleSynapseError(f"cannot read the version {version!r}")
+    major, minor, patch = (int(part) for part in match.groups())
+    return major, minor, patch
+
+
+def check_synapse_support(api: ModuleApi) -> None:
+    """Refuse to start on a Synapse that lacks anything the module needs.
+
+    Run at start-up, so an unsupported Synapse fails there, naming its
+    version, instead of at the first login that needs the missing piece.
+    """
+    if release(SYNAPSE_VERSION) < release(SUPPORTED_SYNAPSE):
+        raise IncompatibleSynapseError(f"it is older than {SUPPORTED_SYNAPSE}")
+    for name in MODULE_API_MEMBERS:
+        if getattr(ModuleApi, name, None) is None:
+            raise IncompatibleSynapseError(f"ModuleApi has no {name}")
+    hs = api._hs
+    for what, owner, name in (
+        ("the auth handler", hs.get_auth_handler(), "consume_login_token"),
+        ("the main datastore", hs.get_datastores().main, "get_external_ids_by_user"),
+        ("the main datastore", hs.get_datastores().main, "get_app_service_by_token"),
+        ("BaseAuth", BaseAuth, "get_access_token_from_request"),
+    ):
+        if not callable(getattr(owner, name, None)):
+            raise IncompatibleSynapseError(f"{what} has no {name}")
+    for section, name in (
+        ("server", "listeners"),
+        ("worker", "worker_listeners"),
+        ("sso", "sso_client_whitelist"),
+        ("ratelimiting", "rc_login_address"),
+    ):
+        if not hasattr(getattr(hs.config, section, None), name):
+            raise IncompatibleSynapseError(f"config.{section}.{name} is missing")
+    limiter = _parameters(Ratelimiter.__init__, "Ratelimiter")
+    if not {"store", "clock", "cfg"} <= limiter.keys():
+        raise IncompatibleSynapseError("Ratelimiter takes no store, clock and cfg")
 
 
 def install_route_hooks(
@@ -220,17 +287,28 @@ class AppserviceView:
     is_interested_in_user: Callable[[str], bool]
 
 
+def _parameters(function: Any, what: str) -> Mapping[str, inspect.Parameter]:
+    try:
+        return inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        raise IncompatibleSynapseError(f"{what} has no readable signature") from None
+
+
 def check_appservice_support() -> None:
     """Fail at start-up if Synapse's appservice objects changed shape."""
     if not callable(getattr(ApplicationService, "is_interested_in_user", None)):
         raise IncompatibleSynapseError(
             "ApplicationService has no is_interested_in_user"
         )
-    init = inspect.signature(ApplicationService.__init__).parameters
+    init = _parameters(ApplicationService.__init__, "ApplicationService")
     if "msc4190_device_management" not in init:
         raise IncompatibleSynapseError(
             "ApplicationService has no msc4190_device_management"
         )
+    # A str before Synapse 1.135; the annotation is a string under PEP 563.
+    sender = init["sender"].annotation if "sender" in init else None
+    if sender is not UserID and sender != UserID.__name__:
+        raise IncompatibleSynapseError("ApplicationService.sender is not a UserID")
 
 
 def appservice_of_request(

@@ -13,6 +13,7 @@ import pytest
 from synapse.module_api import ModuleApi
 from twisted.internet import defer
 
+from synapse_login_redirect import oidc_mapping
 from synapse_login_redirect.oidc_mapping import OidcMappingProvider
 from synapse_login_redirect.sso_store import CLAIMS_LIFETIME_MS, SsoStore
 from synapse_login_redirect.synapse_compat import IncompatibleSynapseError
@@ -55,6 +56,12 @@ class FakeApi:
 @pytest.fixture
 def api() -> Iterator[FakeApi]:
     yield FakeApi()
+
+
+@pytest.fixture(autouse=True)
+def _any_synapse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake is no Synapse: its support is checked in test_synapse_support."""
+    monkeypatch.setattr(oidc_mapping, "check_synapse_support", lambda api: None)
 
 
 def _run(coroutine: Any) -> Any:
