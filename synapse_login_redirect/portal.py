@@ -90,12 +90,11 @@ class Portal:
     async def intercept(self, request: SynapseRequest) -> LoginAnswer | None:
         """Answer a password login meant for a target; None leaves it to Synapse.
 
-        A body Synapse would refuse (not JSON, an unknown identifier type, no
-        user, no password) is left to Synapse too, so it is never forwarded.
+        A body Synapse would refuse is never forwarded: bad JSON gets Synapse's
+        own error, and an unknown identifier type, no user or no password is
+        left to Synapse.
         """
         body = peek_json_object(request)
-        if body is None:
-            return None
         if body.get("type") == TOKEN_TYPE:
             return await self._token_login(request, body)
         if body.get("type") != PASSWORD_TYPE:
