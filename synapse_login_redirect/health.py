@@ -1,20 +1,22 @@
 """Health checks of the portal's pool targets, so new users avoid a failing one.
 
-Each target's ``/_matrix/client/versions`` is fetched every interval, on every
-worker. A failed proxied login marks its target unhealthy at once; the next
-good check clears it.
+Each target is checked every interval, on every worker (see
+``LoginProxy.check``). A proxied login that finds its target unreachable (no
+connection, or no answer in time) marks it unhealthy at once; an answer never
+does, whatever it holds, since one client's login can provoke it. The next
+good check clears the mark.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 
 from synapse.module_api import ModuleApi, make_deferred_yieldable, run_in_background
 from twisted.internet import defer
 
 from synapse_login_redirect.config import Target
-from synapse_login_redirect.deadlines import call_with_deadline
+from synapse_login_redirect.login_proxy import TargetError
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +29,11 @@ class TargetHealth:
         api: ModuleApi,
         targets: Collection[Target],
         interval_seconds: float,
-        timeout_seconds: float,
+        check: Callable[[Target], Awaitable[None]],
     ) -> None:
-        self._api = api
+        """``check`` raises when a target fails its health check."""
         self._targets = tuple(targets)
-        self._timeout = timeout_seconds
+        self._check_target = check
         self.unhealthy: set[str] = set()
         # Without checks nothing would ever clear a mark, so nothing is marked.
         self._checking = interval_seconds > 0 and bool(self._targets)
@@ -58,11 +60,10 @@ class TargetHealth:
         await make_deferred_yieldable(defer.gatherResults(checks, consumeErrors=True))
 
     async def _check(self, target: Target) -> None:
-        url = f"{target.base_url}/_matrix/client/versions"
         try:
-            await call_with_deadline(self._timeout, self._api.http_client.get_json, url)
-        except Exception as e:
-            self.mark_unhealthy(target, f"health check: {e!r}")
+            await self._check_target(target)
+        except TargetError as e:
+            self.mark_unhealthy(target, f"health check: {e.detail}")
             return
         if target.name in self.unhealthy:
             logger.info("Target %s is healthy again", target.name)

@@ -26,10 +26,10 @@ from synapse.module_api.errors import Codes, SynapseError
 from synapse_login_redirect.assignment_store import AssignmentStore
 from synapse_login_redirect.config import MODE_REDIRECT, PortalConfig, Target
 from synapse_login_redirect.health import TargetHealth
-from synapse_login_redirect.login_proxy import LoginProxy, TargetUnreachable
+from synapse_login_redirect.login_proxy import LoginProxy, TargetError
 from synapse_login_redirect.pages import Pages
 from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
-from synapse_login_redirect.request_body import peek_json_object
+from synapse_login_redirect.request_body import peek_json_object, raw_body
 from synapse_login_redirect.routing import SELF, LoginSubject, route
 from synapse_login_redirect.sso_portal import SsoPortal
 from synapse_login_redirect.synapse_compat import RouteCallback, login_address_limiter
@@ -68,7 +68,7 @@ class Portal:
         self._proxy = LoginProxy(config.proxy_timeout)
         pooled = [targets[n] for n in config.engine.pool.weights if n != SELF]
         self._health = TargetHealth(
-            api, pooled, config.health_check_interval, config.proxy_timeout
+            api, pooled, config.health_check_interval, self._proxy.check
         )
         self.sso = None
         if config.sso is not None:
@@ -114,7 +114,7 @@ class Portal:
             location = f"{target.base_url}/_matrix/client/{version}/login"
             request.responseHeaders.setRawHeaders(b"Location", [location.encode()])
             return 307, {}
-        return await self._proxy_login(request, target, body)
+        return await self._proxy_login(request, target)
 
     async def place(self, subject: LoginSubject) -> str | None:
         """The target name for ``subject`` (or SELF), logged; None if unplaceable."""
@@ -142,20 +142,23 @@ class Portal:
         if target is None:
             return None
         logger.info("Token login goes to %s, which minted the token", target.name)
-        return await self._proxy_login(request, target, body)
+        return await self._proxy_login(request, target)
 
     async def _proxy_login(
-        self, request: SynapseRequest, target: Target, body: dict[str, Any]
+        self, request: SynapseRequest, target: Target
     ) -> LoginAnswer:
+        """Send the login on as the client sent it; Synapse's parser accepted
+        it, so the target's reads it the same way."""
         version = _client_api_version(request)
         client_ip = request.get_client_ip_if_available()
         user_agent = request.getHeader(b"User-Agent")
         try:
             code, response = await self._proxy.post_login(
-                target, version, body, client_ip, user_agent
+                target, version, raw_body(request), client_ip, user_agent
             )
-        except TargetUnreachable as e:
-            self._health.mark_unhealthy(target, e.msg)
+        except TargetError as e:
+            if e.unreachable:  # never because of an answer to one client
+                self._health.mark_unhealthy(target, e.detail)
             raise
         if code == 200:
             self._adverts[target.name].amend_login_response(response)

@@ -26,6 +26,16 @@ def peek_json_object(request: SynapseRequest) -> dict[str, Any]:
         _rewind(request)
 
 
+def raw_body(request: SynapseRequest) -> bytes:
+    """The request body as Synapse reads it, leaving it readable."""
+    if request.content is None:
+        return b""
+    _rewind(request)
+    data = request.content.read()
+    _rewind(request)
+    return bytes(data)
+
+
 def _rewind(request: SynapseRequest) -> None:
     if request.content is not None:
         request.content.seek(0)
