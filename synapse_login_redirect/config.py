@@ -48,6 +48,9 @@ class Target:
     mode: str = MODE_REDIRECT
     # How error messages name the target to users; defaults to its host.
     public_name: str = ""
+    # Where the portal posts logins (proxy mode, and login tokens) and health
+    # checks, e.g. an internal listener; clients are only told base_url.
+    proxy_url: str = attr.Factory(lambda self: self.base_url, takes_self=True)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -120,7 +123,7 @@ _SSO_KEYS = (
     "portal_idps",
     "realm_page_name",
 )
-_TARGET_KEYS = ("base_url", "identity_server", "mode", "public_name")
+_TARGET_KEYS = ("base_url", "proxy_url", "identity_server", "mode", "public_name")
 _PORTAL_KEYS = (
     "rules",
     "pool",
@@ -338,6 +341,7 @@ def _targets(raw: Any, path: tuple[str, ...]) -> dict[str, Target]:
             identity_server=_optional_url(settings, "identity_server", here),
             mode=mode,
             public_name=public_name,
+            proxy_url=_optional_url(settings, "proxy_url", here) or base_url,
         )
     return targets
 

@@ -164,7 +164,7 @@ class LoginProxy:
         )
         if user_agent is not None:
             headers.setRawHeaders(b"User-Agent", [user_agent])
-        url = f"{target.base_url}/_matrix/client/{version}/login"
+        url = f"{target.proxy_url}/_matrix/client/{version}/login"
         try:
             code, raw = await self._request(target, b"POST", url, headers, body)
             answer = _json_object(raw)
@@ -186,7 +186,7 @@ class LoginProxy:
     async def check(self, target: Target) -> None:
         """A health check: the target's ``/versions`` answers 200 in time.
         Raises TargetError."""
-        url = target.base_url + VERSIONS_PATH
+        url = target.proxy_url + VERSIONS_PATH
         code, _ = await self._request(target, b"GET", url, Headers(), None)
         if code != 200:
             what = f"answered {VERSIONS_PATH} with {code}"
