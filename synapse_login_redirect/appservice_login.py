@@ -58,11 +58,10 @@ class AppserviceLogin:
     async def intercept(self, request: SynapseRequest) -> None:
         """Refuse a bad appservice login, or pass it on as Synapse's stable type.
 
-        Requests of other login types are left alone, and so is a body that
-        is not a JSON object (Synapse answers it).
+        Requests of other login types are left alone.
         """
         body = peek_json_object(request)
-        if body is None or body.get("type") not in self._config.types:
+        if body.get("type") not in self._config.types:
             return
         if self._config.errors == ERRORS_MSC2778:
             await self._check(request, body)

@@ -54,6 +54,9 @@ class Target:
     mode: str = MODE_REDIRECT
     # How error messages name the target to users; defaults to its host.
     public_name: str = ""
+    # Where the portal posts logins (proxy mode, and login tokens) and health
+    # checks, e.g. an internal listener; clients are only told base_url.
+    proxy_url: str = attr.Factory(lambda self: self.base_url, takes_self=True)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -129,7 +132,7 @@ _SSO_KEYS = (
     "realm_page_name",
     "max_sessions",
 )
-_TARGET_KEYS = ("base_url", "identity_server", "mode", "public_name")
+_TARGET_KEYS = ("base_url", "proxy_url", "identity_server", "mode", "public_name")
 _PORTAL_KEYS = (
     "rules",
     "pool",
@@ -372,6 +375,7 @@ def _targets(raw: Any, path: tuple[str, ...]) -> dict[str, Target]:
             identity_server=_optional_url(settings, "identity_server", here),
             mode=mode,
             public_name=public_name,
+            proxy_url=_optional_url(settings, "proxy_url", here) or base_url,
         )
     return targets
 

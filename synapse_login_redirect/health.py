@@ -2,10 +2,12 @@
 users avoid a failing target.
 
 One process checks: the one that runs Synapse's background tasks (main,
-unless ``run_background_tasks_on`` names a worker). It fetches each target's
-``/_matrix/client/versions`` every interval and records the result in
-Synapse's database. A proxied login that cannot reach its target, on any
-process, records a failure too; the next good check clears it. Every process
+unless ``run_background_tasks_on`` names a worker). It asks each target's
+``/_matrix/client/versions`` every interval (see ``LoginProxy.check``) and
+records the result in Synapse's database. A proxied login that finds its
+target unreachable (no connection, or no answer in time), on any process,
+records a failure too; an answer never does, whatever it holds, since one
+client's login can provoke it. The next good check clears it. Every process
 reads the records at most once a second (or once an interval, if shorter),
 so all see the same health within an interval. A record no check refreshed
 for ``STALE_INTERVALS`` intervals is ignored, so a failure mark does not
@@ -15,7 +17,7 @@ outlive a checker that stopped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 
 from synapse.module_api import (
     LoggingTransaction,
@@ -27,7 +29,7 @@ from twisted.internet import defer
 
 from synapse_login_redirect.config import Target
 from synapse_login_redirect.database import module_tables, read_committed
-from synapse_login_redirect.deadlines import call_with_deadline
+from synapse_login_redirect.login_proxy import TargetError
 from synapse_login_redirect.schema import TARGET_HEALTH
 
 logger = logging.getLogger(__name__)
@@ -45,11 +47,13 @@ class TargetHealth:
         targets: Collection[Target],
         interval_seconds: float,
         timeout_seconds: float,
+        check: Callable[[Target], Awaitable[None]],
     ) -> None:
+        """``check`` raises ``TargetError`` when a target fails its check."""
         self._api = api
         self._tables = module_tables(api)
         self._targets = tuple(targets)
-        self._timeout = timeout_seconds
+        self._check_target = check
         interval_ms = int(interval_seconds * 1000)
         self._read_age_ms = min(MAX_READ_AGE_MS, interval_ms)
         self._stale_ms = STALE_INTERVALS * interval_ms + int(timeout_seconds * 1000)
@@ -101,11 +105,10 @@ class TargetHealth:
         await make_deferred_yieldable(defer.gatherResults(checks, consumeErrors=True))
 
     async def _check(self, target: Target) -> None:
-        url = f"{target.base_url}/_matrix/client/versions"
         try:
-            await call_with_deadline(self._timeout, self._api.http_client.get_json, url)
-        except Exception as e:
-            await self._record(target, False, f"health check: {e!r}")
+            await self._check_target(target)
+        except TargetError as e:
+            await self._record(target, False, f"health check: {e.detail}")
             return
         await self._record(target, True)
 

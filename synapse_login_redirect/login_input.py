@@ -2,7 +2,8 @@
 
 Synapse answers 500 to some of these (a list as ``identifier.user``, a number
 as an e-mail ``address`` or as ``device_id``; a number as ``token`` on
-PostgreSQL). Every login
+PostgreSQL; text with an unpaired surrogate such as ``"\\ud800"``, which is
+valid JSON but not Unicode, or with NUL on PostgreSQL). Every login
 the gateway hooks passes this check first, whatever the module's role; it only
 refuses bodies Synapse would refuse anyway. It also copies an ``m.id.phone``
 identifier's ``phone`` (the spec's name) to ``number``, without which Synapse
@@ -46,10 +47,9 @@ _JSON_KINDS = {
 
 
 async def check_login_input(request: SynapseRequest) -> LoginAnswer | None:
-    """An interceptor: 400 ``M_INVALID_PARAM`` for a mistyped field, else None."""
+    """An interceptor: Synapse's error for a body that is not a JSON object,
+    400 ``M_INVALID_PARAM`` for a mistyped field, else None."""
     body = peek_json_object(request)
-    if body is None:
-        return None
     _check(body)
     identifier = body.get("identifier")
     if (
@@ -79,8 +79,25 @@ def _check(body: dict[str, Any]) -> None:
 
 def _must_be_string(fields: dict[str, Any], name: str, where: str) -> None:
     value = fields.get(name)
-    if value is not None and not isinstance(value, str):
+    if value is None:
+        return
+    if not isinstance(value, str):
         raise _invalid(where, value, "a string")
+    if "\0" in value or not _is_unicode(value):
+        raise SynapseError(
+            400,
+            f"'{where}' must be text without NUL characters or unpaired "
+            "surrogates (\\u0000, \\ud800-\\udfff)",
+            Codes.INVALID_PARAM,
+        )
+
+
+def _is_unicode(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _invalid(where: str, value: Any, wanted: str) -> SynapseError:

@@ -26,10 +26,10 @@ from synapse.module_api.errors import Codes, SynapseError
 from synapse_login_redirect.assignment_store import AssignmentStore
 from synapse_login_redirect.config import MODE_REDIRECT, PortalConfig, Target
 from synapse_login_redirect.health import TargetHealth
-from synapse_login_redirect.login_proxy import LoginProxy, TargetUnreachable
+from synapse_login_redirect.login_proxy import LoginProxy, TargetError
 from synapse_login_redirect.pages import Pages
 from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
-from synapse_login_redirect.request_body import peek_json_object
+from synapse_login_redirect.request_body import peek_json_object, raw_body
 from synapse_login_redirect.routing import SELF, Decision, LoginSubject, claim, route
 from synapse_login_redirect.sso_portal import SsoPortal
 from synapse_login_redirect.synapse_compat import RouteCallback, login_address_limiter
@@ -68,7 +68,11 @@ class Portal:
         self._proxy = LoginProxy(config.proxy_timeout)
         pooled = [targets[n] for n in config.engine.pool.weights if n != SELF]
         self._health = TargetHealth(
-            api, pooled, config.health_check_interval, config.proxy_timeout
+            api,
+            pooled,
+            config.health_check_interval,
+            config.proxy_timeout,
+            self._proxy.check,
         )
         self.sso = None
         if config.sso is not None:
@@ -92,12 +96,11 @@ class Portal:
     async def intercept(self, request: SynapseRequest) -> LoginAnswer | None:
         """Answer a password login meant for a target; None leaves it to Synapse.
 
-        A body Synapse would refuse (not JSON, an unknown identifier type, no
-        user, no password) is left to Synapse too, so it is never forwarded.
+        A body Synapse would refuse is never forwarded: bad JSON gets Synapse's
+        own error, and an unknown identifier type, no user or no password is
+        left to Synapse.
         """
         body = peek_json_object(request)
-        if body is None:
-            return None
         if body.get("type") == TOKEN_TYPE:
             return await self._token_login(request, body)
         if body.get("type") != PASSWORD_TYPE:
@@ -135,7 +138,7 @@ class Portal:
             location = f"{target.base_url}/_matrix/client/{version}/login"
             request.responseHeaders.setRawHeaders(b"Location", [location.encode()])
             return 307, {}
-        answer = await self._proxy_login(request, target, body)
+        answer = await self._proxy_login(request, target)
         if not decision.new_assignment or answer[0] >= 500:
             return answer
         stored = await self._claim(subject, decision)
@@ -196,20 +199,23 @@ class Portal:
         if target is None:
             return None
         logger.info("Token login goes to %s, which minted the token", target.name)
-        return await self._proxy_login(request, target, body)
+        return await self._proxy_login(request, target)
 
     async def _proxy_login(
-        self, request: SynapseRequest, target: Target, body: dict[str, Any]
+        self, request: SynapseRequest, target: Target
     ) -> LoginAnswer:
+        """Send the login on as the client sent it; Synapse's parser accepted
+        it, so the target's reads it the same way."""
         version = _client_api_version(request)
         client_ip = request.get_client_ip_if_available()
         user_agent = request.getHeader(b"User-Agent")
         try:
             code, response = await self._proxy.post_login(
-                target, version, body, client_ip, user_agent
+                target, version, raw_body(request), client_ip, user_agent
             )
-        except TargetUnreachable as e:
-            await self._health.mark_unhealthy(target, e.msg)
+        except TargetError as e:
+            if e.unreachable:  # never because of an answer to one client
+                await self._health.mark_unhealthy(target, e.detail)
             raise
         if code == 200:
             self._adverts[target.name].amend_login_response(response)

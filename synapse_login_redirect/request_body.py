@@ -7,21 +7,38 @@ import json
 from typing import Any
 
 from synapse.http.site import SynapseRequest
+from synapse.module_api import parse_json_object_from_request
 
 
-def peek_json_object(request: SynapseRequest) -> dict[str, Any] | None:
-    """The request body as a JSON object, leaving it readable for Synapse."""
-    content = request.content
-    if content is None:
-        return None
-    content.seek(0)
-    raw = content.read()
-    content.seek(0)
+def peek_json_object(request: SynapseRequest) -> dict[str, Any]:
+    """The request body as a JSON object, leaving it readable for Synapse.
+
+    Parsed by Synapse's own parser, so a body Synapse would refuse (not UTF-8,
+    not JSON, NaN, too deep, not an object...) gets Synapse's own error: 400
+    ``M_NOT_JSON`` or ``M_BAD_JSON``. (Python's recursion limit makes "too
+    deep" depend on the stack: here it is a couple of levels shallower, about
+    950, than in Synapse's own read.)
+    """
+    _rewind(request)
     try:
-        body = json.loads(raw)
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
+        return parse_json_object_from_request(request)
+    finally:
+        _rewind(request)
+
+
+def raw_body(request: SynapseRequest) -> bytes:
+    """The request body as Synapse reads it, leaving it readable."""
+    if request.content is None:
+        return b""
+    _rewind(request)
+    data = request.content.read()
+    _rewind(request)
+    return bytes(data)
+
+
+def _rewind(request: SynapseRequest) -> None:
+    if request.content is not None:
+        request.content.seek(0)
 
 
 def replace_json_body(request: SynapseRequest, body: dict[str, Any]) -> None:

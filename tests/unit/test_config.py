@@ -41,7 +41,8 @@ def test_full_config() -> None:
             "targets": {
                 "eng": {"base_url": "https://matrix.eng.example:8448/prefix/"},
                 "hist": {
-                    "base_url": "http://127.0.0.1:8008",
+                    "base_url": "https://matrix.hist.example",
+                    "proxy_url": "http://10.0.0.12:8009/",
                     "identity_server": "https://id.hist.example",
                     "mode": "proxy",
                     "public_name": "History",
@@ -62,12 +63,15 @@ def test_full_config() -> None:
         ),
         "hist": Target(
             "hist",
-            "http://127.0.0.1:8008",
+            "https://matrix.hist.example",
             "https://id.hist.example",
             mode="proxy",
             public_name="History",
+            proxy_url="http://10.0.0.12:8009",
         ),
     }
+    # Without proxy_url the portal posts to base_url.
+    assert config.targets["eng"].proxy_url == "https://matrix.eng.example:8448/prefix"
     assert config.portal is None
 
 
@@ -147,8 +151,8 @@ def test_full_config() -> None:
         (
             {"targets": {"eng": {"base_url": "https://e", "modes": "x"}}},
             ("targets", "eng", "modes"),
-            "unknown key 'modes'; allowed keys are: base_url, identity_server, "
-            "mode, public_name",
+            "unknown key 'modes'; allowed keys are: base_url, proxy_url, "
+            "identity_server, mode, public_name",
         ),
         (
             {"targets": {"eng": {"base_url": "https://e", "mode": "relay"}}},
@@ -292,6 +296,16 @@ def test_full_config() -> None:
             {"targets": {"eng": {"base_url": "e.example"}}},
             ("targets", "eng", "base_url"),
             "must start with https://",
+        ),
+        (
+            {"targets": {"eng": {"base_url": "https://e", "proxy_url": "e:8009"}}},
+            ("targets", "eng", "proxy_url"),
+            "must start with https:// or http://",
+        ),
+        (
+            {"targets": {"eng": {"base_url": "https://e", "proxy_url": 8009}}},
+            ("targets", "eng", "proxy_url"),
+            "must be a URL string",
         ),
         (
             {"appservice_login": []},

@@ -13,8 +13,12 @@ from synapse_login_redirect.login_input import check_login_input
 
 
 class FakeRequest:
+    method = b"POST"
+    uri = b"/_matrix/client/v3/login"
+
     def __init__(self, body: Any) -> None:
-        self.content = io.BytesIO(json.dumps(body).encode())
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.content = io.BytesIO(raw)
 
 
 def check(body: Any) -> FakeRequest:
@@ -83,6 +87,23 @@ def test_mistyped_fields_are_refused_by_name(body: Any, message: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": "m.login.\ud800"}, "type"),
+        ({**PASSWORD, "user": "a\u0000"}, "user"),
+        ({**PASSWORD, "password": "\udfff\ud800"}, "password"),
+        (
+            {**PASSWORD, "identifier": {"type": "m.id.user", "user": "a\udc00"}},
+            "identifier.user",
+        ),
+    ],
+)
+def test_nul_and_unpaired_surrogates_are_refused_by_name(body: Any, field: str) -> None:
+    """Valid JSON (``"\\ud800"``), but Synapse answers 500 to such text."""
+    assert refusal(body).startswith(f"'{field}' must be text without NUL")
+
+
+@pytest.mark.parametrize(
     "body",
     [
         {**PASSWORD, "identifier": {"type": "m.id.user", "user": "alice"}},
@@ -90,11 +111,26 @@ def test_mistyped_fields_are_refused_by_name(body: Any, message: str) -> None:
         {"type": "m.login.token", "token": "syl_abc"},
         {"type": "com.example.login", "token": {"nested": True}},  # not ours to judge
         {"type": "m.login.sso"},
-        [1, 2],  # Synapse's own 400 for a body that is not an object
     ],
 )
 def test_well_typed_bodies_pass_unchanged(body: Any) -> None:
     assert json.loads(check(body).content.getvalue()) == body
+
+
+@pytest.mark.parametrize(
+    ("body", "errcode"),
+    [
+        ([1, 2], "M_BAD_JSON"),
+        (b"[" * 5000, "M_NOT_JSON"),
+        (b'{"type": NaN}', "M_NOT_JSON"),
+        (b'{"type": "m.login.password", "password": "\xff"}', "M_NOT_JSON"),
+        (b"\xef\xbb\xbf{}", "M_NOT_JSON"),
+    ],
+)
+def test_bodies_synapse_refuses_get_its_own_error(body: Any, errcode: str) -> None:
+    with pytest.raises(SynapseError) as info:
+        check(body)
+    assert (info.value.code, info.value.errcode) == (400, errcode)
 
 
 def test_phone_identifier_gets_the_number_synapse_reads() -> None:

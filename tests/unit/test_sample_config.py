@@ -20,4 +20,6 @@ def test_sample_blocks_parse() -> None:
     assert target.base_url == "https://matrix.eng.example"
     assert portal.portal is not None
     assert portal.targets["hist"].mode == "proxy"
+    assert portal.targets["hist"].proxy_url == "http://10.0.0.12:8009"
+    assert portal.targets["eng"].proxy_url == portal.targets["eng"].base_url
     assert portal.portal.engine.pool.weights == {"eng": 2, "hist": 1}

@@ -25,7 +25,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +63,22 @@ ALLOWED_CLIENTS = ["http://client.test/", "http://127.0.0.1:", "http://localhost
 UNPLACED_MESSAGE = "The portal cannot place you: ask the help desk."
 
 
-class HangingServer:
-    """Accepts connections, records what arrives, and never answers."""
+# The raw HTTP response to a request, in chunks; None never answers.
+Answer = Callable[[bytes], Iterable[bytes] | None]
 
-    def __init__(self) -> None:
+
+class FakeTarget:
+    """A homeserver stand-in: records each request that arrives and answers
+    with ``answer(request)``; without ``answer`` it never answers (a hanging
+    target)."""
+
+    def __init__(self, answer: Answer | None = None) -> None:
+        self._answer = answer
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
         self._socket.listen()
         self.port: int = self._socket.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
         self.received: list[bytes] = []
         self._connections: list[socket.socket] = []
         threading.Thread(target=self._serve, daemon=True).start()
@@ -82,17 +90,33 @@ class HangingServer:
             except OSError:
                 return
             self._connections.append(connection)
-            connection.settimeout(1)
-            data = b""
-            try:
-                while b"\r\n\r\n" not in data or not _has_body(data):
-                    chunk = connection.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-            except OSError:
-                pass
-            self.received.append(data)
+            threading.Thread(
+                target=self._handle, args=(connection,), daemon=True
+            ).start()
+
+    def _handle(self, connection: socket.socket) -> None:
+        connection.settimeout(1)
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data or not _has_body(data):
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        self.received.append(data)
+        chunks = self._answer(data) if self._answer is not None else None
+        if chunks is None:
+            return
+        try:
+            connection.settimeout(30)
+            for chunk in chunks:
+                connection.sendall(chunk)
+        except OSError:
+            pass  # the portal stopped reading
+        finally:
+            connection.close()
 
     def close(self) -> None:
         self._socket.close()
@@ -122,7 +146,7 @@ class PortalDeployment:
     hist: Homeserver
     portal: Homeserver
     portal_proxy: Homeserver
-    slow: HangingServer
+    slow: FakeTarget
     postgres_db: str
     idp: OidcProvider
     saml_idp: SamlIdp
@@ -294,7 +318,7 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
             sso={"departments": {"Engineering": "eng", "History": "hist"}},
         ),
     )
-    slow = HangingServer()
+    slow = FakeTarget()
     postgres_db = f"login_redirect_portal_{free_port()}"
     create_postgres_database(postgres_db)
     portal_proxy = Homeserver(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
@@ -28,6 +29,7 @@ from synapse_login_redirect.input_limits import (
     MAX_IDP_ID_BYTES,
     MAX_REDIRECT_URL_BYTES,
 )
+from synapse_login_redirect.schema import SCHEMA_VERSION, SCHEMA_VERSION_TABLE
 from tests.live.harness import (
     Homeserver,
     HttpResponse,
@@ -116,10 +118,25 @@ def get(hs: Homeserver, path: str, address: str) -> HttpResponse:
     return http("GET", hs.url(path), headers={"X-Forwarded-For": address})
 
 
+def _schema_version(connection: sqlite3.Connection) -> int:
+    try:
+        row = connection.execute(
+            f"SELECT version FROM {SCHEMA_VERSION_TABLE}"
+        ).fetchone()
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+    return 0 if row is None else int(row[0])
+
+
 def tables(hs: Homeserver) -> dict[str, tuple[int, int]]:
-    """Each module table: (rows, bytes in its columns)."""
+    """Each module table: (rows, bytes in its columns), once the module's
+    start-up schema step is done."""
     connection = sqlite3.connect(f"file:{hs.dir / 'homeserver.db'}?mode=ro", uri=True)
     try:
+        deadline = time.monotonic() + 10
+        while _schema_version(connection) < SCHEMA_VERSION:
+            assert time.monotonic() < deadline, "the module's tables never got ready"
+            time.sleep(0.05)
         names = [
             row[0]
             for row in connection.execute(

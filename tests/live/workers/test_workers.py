@@ -39,7 +39,9 @@ LOGIN = "/_matrix/client/v3/login"
 REALM = "/_synapse/client/login_redirect/realm"
 COMPLETE = "/_synapse/client/login_redirect/complete"
 SERIALIZATION_RETRY = "could not serialize access"
-HEALTH_CHECK = re.compile(r'"GET /_matrix/client/versions HTTP/1.1" "Synapse/')
+HEALTH_CHECK = re.compile(
+    r'"GET /_matrix/client/versions HTTP/1.1" "synapse-login-redirect health check"'
+)
 
 
 def password_body(user: str, password: str = PASSWORD) -> dict[str, Any]:
