@@ -72,7 +72,6 @@ MODULE_API_MEMBERS = (
     "delayed_background_call",
     "get_current_time_msec",  # Synapse 1.125
     "get_qualified_user_id",
-    "http_client",
     "is_mine",
     "looping_background_call",
     "public_baseurl",
