@@ -33,8 +33,10 @@ VENV_MIN = ROOT / ".venv-synapse-min"
 # A release between the oldest and the newest; the live tests run on it too.
 SYNAPSE_MID = "1.150.0"
 VENV_MID = ROOT / ".venv-synapse-mid"
-# Synapse older than 1.146 does not import with prometheus-client 0.24 or newer.
-OLD_SYNAPSE_PINS = ("prometheus-client<0.24",)
+# Pins that newer Synapse releases make themselves: Synapse older than 1.146
+# does not import with prometheus-client 0.24 or newer, and its Redis
+# replication (workers) fails with txredisapi 1.6.
+OLD_SYNAPSE_PINS = ("prometheus-client<0.24", "txredisapi<1.6")
 SYNAPSE_EXTRAS = "matrix-synapse[saml2,oidc,postgres,redis]"
 LIVE_TESTS = "tests/live"
 # Debian packages the tests use: the browser, xmlsec1 for SAML signatures,
@@ -91,7 +93,9 @@ def _test(pytest_args: list[str]) -> None:
     )
     print(f"Again with the oldest supported Synapse, {SYNAPSE_MIN}:", flush=True)
     _run(oldest, "-m", "pytest", *pytest_args)
-    middle = _ensure_venv(VENV_MID, f"{SYNAPSE_EXTRAS}=={SYNAPSE_MID}")
+    middle = _ensure_venv(
+        VENV_MID, f"{SYNAPSE_EXTRAS}=={SYNAPSE_MID}", *OLD_SYNAPSE_PINS
+    )
     print(f"The live tests with Synapse {SYNAPSE_MID}:", flush=True)
     _run(middle, "-m", "pytest", *(pytest_args or [LIVE_TESTS]))
 

@@ -50,7 +50,10 @@ def test_tox_envs_match_dev_py() -> None:
         *dev.OLD_SYNAPSE_PINS,
     ]
     middle = tox["testenv:synapse-mid"]
-    assert _lines(middle["deps"]) == [f"{dev.SYNAPSE_EXTRAS}=={dev.SYNAPSE_MID}"]
+    assert _lines(middle["deps"]) == [
+        f"{dev.SYNAPSE_EXTRAS}=={dev.SYNAPSE_MID}",
+        *dev.OLD_SYNAPSE_PINS,
+    ]
     assert middle["commands"] == f"pytest {{posargs:{dev.LIVE_TESTS}}}"
 
 
