@@ -16,6 +16,7 @@ from typing import Any
 
 from twisted.web.server import Request
 
+from synapse_login_redirect.pages import forbid_leaks
 from synapse_login_redirect.sso_sessions import LOGIN_TOKEN_PARAM
 from synapse_login_redirect.synapse_compat import (
     FALLBACK_LOGIN_PAGE,
@@ -66,6 +67,7 @@ def serve_fallback_page() -> None:
 
     def render_page(request: Request, render_synapse_page: Callable[[], Any]) -> Any:
         hide_query_args_from_log(request, (LOGIN_TOKEN_PARAM,))
+        forbid_leaks(request)  # its scripts and images would get the token as referrer
         return render_synapse_page()
 
     def render_script(request: Request, _: Callable[[], Any]) -> bytes:

@@ -123,8 +123,9 @@ class Portal:
     ) -> LoginAnswer | None:
         """Hand the login on as ``decision`` says. A new pool assignment is
         stored as the login goes to its target: with the 307 (or before Synapse
-        logs the user in here), or once a proxied login got the target's
-        answer. If another process stored one first, the login follows it."""
+        logs the user in here), or once a proxied login succeeded at the target
+        (a wrong password places nobody). If another process stored one first,
+        the login follows it."""
         proxied = decision.target != SELF and (
             self._targets[decision.target].mode != MODE_REDIRECT
         )
@@ -139,8 +140,8 @@ class Portal:
             request.responseHeaders.setRawHeaders(b"Location", [location.encode()])
             return 307, {}
         answer = await self._proxy_login(request, target)
-        if not decision.new_assignment or answer[0] >= 500:
-            return answer
+        if not decision.new_assignment or answer[0] != 200:
+            return answer  # only a login that worked places a new user
         stored = await self._claim(subject, decision)
         if stored is decision:
             return answer
@@ -263,9 +264,7 @@ def subject_of(body: Mapping[str, Any]) -> LoginSubject | None:
 
 
 def _named_subject(body: Mapping[str, Any]) -> LoginSubject | None:
-    identifier = body.get("identifier")
-    if identifier is None:
-        identifier = _legacy_identifier(body)
+    identifier = _identifier(body)
     if not isinstance(identifier, Mapping):
         return None
     kind = identifier.get("type")
@@ -280,16 +279,20 @@ def _named_subject(body: Mapping[str, Any]) -> LoginSubject | None:
     return None
 
 
-def _legacy_identifier(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    if "user" in body:
-        return {"type": "m.id.user", "user": body["user"]}
-    if "medium" in body and "address" in body:
-        return {
+def _identifier(body: Mapping[str, Any]) -> Any:
+    """The identifier Synapse logs in, in Synapse's order: the deprecated
+    top-level ``user``, then ``medium`` + ``address``, override ``identifier``
+    (so the portal routes the very user the target will check)."""
+    identifier = body.get("identifier")
+    if body.get("user"):
+        identifier = {"type": "m.id.user", "user": body["user"]}
+    if body.get("medium") and body.get("address"):
+        identifier = {
             "type": "m.id.thirdparty",
             "medium": body["medium"],
             "address": body["address"],
         }
-    return None
+    return identifier
 
 
 def _client_api_version(request: SynapseRequest) -> str:

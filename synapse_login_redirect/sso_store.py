@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 import attr
 from synapse.module_api import LoggingTransaction, ModuleApi
 
-from synapse_login_redirect.database import module_tables
+from synapse_login_redirect.database import module_tables, read_committed
 from synapse_login_redirect.schema import SSO_CLAIMS, SSO_SESSIONS, SSO_TOKENS
 
 # Claims serve the bounce that follows their sign-in, which brings a login
@@ -196,6 +196,7 @@ def _insert_session(
     max_sessions: int,
 ) -> bool:
     """Purge expired sessions, then insert one unless ``max_sessions`` remain."""
+    read_committed(txn)  # purges by several workers at once: no retries
     txn.execute(f"DELETE FROM {SSO_SESSIONS} WHERE expires_ts < ?", (now,))
     txn.execute(f"SELECT COUNT(*) FROM {SSO_SESSIONS}")
     row = txn.fetchone()
@@ -294,6 +295,7 @@ def _complete_session(
 def _insert_token(
     txn: LoggingTransaction, token_hash: str, target: str, now: int, expires: int
 ) -> None:
+    read_committed(txn)  # purges by several workers at once: no retries
     txn.execute(f"DELETE FROM {SSO_TOKENS} WHERE expires_ts < ?", (now,))
     txn.execute(
         f"INSERT INTO {SSO_TOKENS} (token_hash, target, expires_ts) VALUES (?, ?, ?)"
@@ -319,6 +321,7 @@ def _upsert_claims(
     now: int,
     expires: int,
 ) -> None:
+    read_committed(txn)  # purges by several workers at once: no retries
     txn.execute(f"DELETE FROM {SSO_CLAIMS} WHERE expires_ts < ?", (now,))
     txn.execute(
         f"INSERT INTO {SSO_CLAIMS}"

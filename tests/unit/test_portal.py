@@ -37,6 +37,27 @@ from synapse_login_redirect.routing import LoginSubject
             {"medium": "email", "address": "bob@hist.example"},
             LoginSubject(email="bob@hist.example"),
         ),
+        # Synapse logs in the deprecated fields' user, so the portal routes it.
+        (
+            {
+                "identifier": {"type": "m.id.user", "user": "victim"},
+                "user": "@me:hist.example",
+            },
+            LoginSubject("me", "hist.example"),
+        ),
+        (
+            {
+                "identifier": {"type": "m.id.user", "user": "victim"},
+                "user": "@me:hist.example",
+                "medium": "email",
+                "address": "me@eng.example",
+            },
+            LoginSubject(email="me@eng.example"),
+        ),
+        (
+            {"identifier": {"type": "m.id.user", "user": "alice"}, "user": ""},
+            LoginSubject(localpart="alice"),
+        ),
     ],
 )
 def test_routable_identifiers(body: dict[str, Any], subject: LoginSubject) -> None:

@@ -279,6 +279,17 @@ def test_pool_skips_failing_target_and_assignments_stick_in_postgres(
         assert_logged_in_on(again, portals.targets[target], localpart)
 
 
+def test_wrong_password_of_a_new_user_places_nobody(
+    portals: PortalDeployment,
+) -> None:
+    """Else anyone could pin a user who has not logged in yet to a target."""
+    portal = portals.portal_proxy
+    before = _stored_assignments(portals)
+    final, _ = login_at(portal, password_body(by_user("not_yet_here"), "wrong"))
+    assert final.status == 403, final
+    assert _stored_assignments(portals) == before
+
+
 def test_stopped_target_gives_502_and_nothing_is_lost(
     portals: PortalDeployment,
 ) -> None:

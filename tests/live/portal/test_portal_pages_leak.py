@@ -235,6 +235,9 @@ def test_fallback_login_page_keeps_the_token_out_of_the_access_log(
     page = http("GET", hs.url(f"/_matrix/static/client/login/?loginToken={token}"))
     assert page.status == 200
     assert b"js/login.js" in page.body
+    # Its scripts and images must not get the token as referrer.
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["cache-control"] == "no-store"
     marker = f"{PAGES}nope?marker=fallback-check"
     http("GET", hs.url(marker))
     wait_for_log(hs, marker.encode())
