@@ -24,8 +24,10 @@ from synapse_login_redirect.synapse_compat import (
     SSO_REDIRECT_SERVLET,
     RouteHook,
     RouteKey,
+    SsoCompletionGuard,
     check_appservice_support,
     check_synapse_support,
+    guard_sso_completions,
     on_client_api_resources,
     serves_client_api,
     sso_client_whitelist,
@@ -36,6 +38,7 @@ from synapse_login_redirect.target_role import (
     Interceptor,
     hook_login,
     hook_sso_redirect,
+    sso_completion_guard,
 )
 from synapse_login_redirect.urls import normalise_base_url
 
@@ -90,14 +93,15 @@ class LoginRedirect:
             # Served by the module: the portal needs no SSO of its own.
             hooks[sso_redirect] = portal.sso.hook_redirect
             missing_routes[sso_redirect] = SSO_REDIRECT_PATTERNS
+            guard: SsoCompletionGuard = portal.sso.guard_own_sign_in
         else:
             homeserver = base_url if config.sso_homeserver_param else None
+            whitelist = ClientWhitelist.of(sso_client_whitelist(api))
             hooks[sso_redirect] = hook_sso_redirect(
-                pages,
-                config.redirect_url,
-                ClientWhitelist.of(sso_client_whitelist(api)),
-                homeserver,
+                pages, config.redirect_url, whitelist, homeserver
             )
+            guard = sso_completion_guard(pages, config.redirect_url, whitelist)
+        guard_sso_completions(api, guard)
         self._gateway = LoginGateway(hooks, missing_routes)
         on_client_api_resources(api, self._gateway.attach)
         serve_fallback_page()

@@ -158,15 +158,32 @@ class SsoPortal:
 
         async def on_GET(request: SynapseRequest, idp_id: str | None = None) -> Any:
             redirect_url = query_arg(request, "redirectUrl")
-            if redirect_url is not None and redirect_url.startswith(
-                self._bounce_url + "?"
-            ):
+            if redirect_url is not None and self._is_bounce(redirect_url):
                 return await original(request, idp_id=idp_id)
             forbid_leaks(request)
             await self.start(request, idp_id)
             return None
 
         return on_GET
+
+    def guard_own_sign_in(self, request: SynapseRequest, client_url: str) -> bool:
+        """Synapse's own SSO on the portal completes only sign-ins on their way
+        to the bounce (a SAML ``RelayState`` the browser changed included), so
+        no token for the portal's own account reaches a client."""
+        if self._is_bounce(client_url):
+            return True
+        logger.info("Refused an SSO sign-in at the portal for %r", client_url[:200])
+        self._pages.error(
+            request,
+            400,
+            "Sign-in failed",
+            "This sign-in did not start on this portal's pages. Please start "
+            "again from your app.",
+        )
+        return False
+
+    def _is_bounce(self, url: str) -> bool:
+        return url.startswith(self._bounce_url + "?")
 
     async def start(self, request: SynapseRequest, idp_id: str | None) -> None:
         """``GET /login/sso/redirect[/{idp}]`` at the portal: on to the realm page,

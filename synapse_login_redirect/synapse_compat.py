@@ -258,6 +258,51 @@ def serve_static_file(relative_path: str, render: StaticRenderer) -> None:
     _static_overrides[path] = render
 
 
+# Judges the client URL of an SSO login Synapse is about to complete: True to
+# go on; else it has answered the request itself (an error page).
+SsoCompletionGuard = Callable[[SynapseRequest, str], bool]
+
+
+def guard_sso_completions(api: ModuleApi, guard: SsoCompletionGuard) -> None:
+    """Check every SSO login this homeserver completes (OIDC, SAML, CAS).
+
+    The client URL reaches Synapse's ``complete_sso_login_request`` from the
+    SSO redirect the module checked, but also from where the module never
+    looks: SAML's ``RelayState`` comes back from the IdP as the browser sent
+    it, and CAS's ticket URL carries its own ``redirectUrl``.
+    """
+    handler = api._hs.get_sso_handler()
+    original = getattr(handler, "complete_sso_login_request", None)
+    parameters = list(inspect.signature(original).parameters) if original else []
+    if parameters[2:4] != ["request", "client_redirect_url"]:
+        raise IncompatibleSynapseError(
+            "SsoHandler.complete_sso_login_request takes no (request, "
+            "client_redirect_url) as its third and fourth arguments"
+        )
+
+    async def complete_sso_login_request(
+        auth_provider_id: str,
+        remote_user_id: str,
+        request: SynapseRequest,
+        client_redirect_url: str,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        if not guard(request, client_redirect_url):
+            return
+        assert original is not None
+        await original(
+            auth_provider_id,
+            remote_user_id,
+            request,
+            client_redirect_url,
+            *args,
+            **kwargs,
+        )
+
+    handler.complete_sso_login_request = complete_sso_login_request  # type: ignore[method-assign]
+
+
 def serves_client_api(api: ModuleApi) -> bool:
     """Whether this Synapse process has an HTTP listener with the client API.
 

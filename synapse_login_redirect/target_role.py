@@ -17,7 +17,11 @@ from synapse.http.site import SynapseRequest
 from synapse_login_redirect.pages import Pages
 from synapse_login_redirect.redirect_policy import ClientWhitelist, RedirectUrlPolicy
 from synapse_login_redirect.request_body import query_arg
-from synapse_login_redirect.synapse_compat import RouteCallback, RouteHook
+from synapse_login_redirect.synapse_compat import (
+    RouteCallback,
+    RouteHook,
+    SsoCompletionGuard,
+)
 from synapse_login_redirect.urls import set_homeserver_param
 
 logger = logging.getLogger(__name__)
@@ -98,6 +102,21 @@ def hook_sso_redirect(
         return on_GET
 
     return hook
+
+
+def sso_completion_guard(
+    pages: Pages, policy: RedirectUrlPolicy, whitelist: ClientWhitelist
+) -> SsoCompletionGuard:
+    """Checks the client URL of every SSO login Synapse completes here (also
+    SAML's ``RelayState`` and CAS's ticket ``redirectUrl``) as
+    ``hook_sso_redirect`` checks ``redirectUrl``."""
+
+    def guard(request: SynapseRequest, client_redirect_url: str) -> bool:
+        return not pages.refuse_redirect_url(
+            request, policy, client_redirect_url, whitelist
+        )
+
+    return guard
 
 
 def rewrite_redirect_url(request: SynapseRequest, homeserver: str) -> None:

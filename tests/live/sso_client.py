@@ -101,7 +101,7 @@ class SsoClient:
                     return url
                 response = self.request("GET", rewrite(url))
                 continue
-            form = _auto_post_form(response)
+            form = auto_post_form(response)
             if form is None:
                 raise AssertionError(f"stopped at {url}: {response!r}")
             url, fields = urljoin(url, form[0]), form[1]
@@ -114,7 +114,7 @@ _INPUT = re.compile(r"<input[^>]*>", re.IGNORECASE)
 _ATTR = re.compile(r'(\w+)="([^"]*)"')
 
 
-def _auto_post_form(response: HttpResponse) -> tuple[str, dict[str, str]] | None:
+def auto_post_form(response: HttpResponse) -> tuple[str, dict[str, str]] | None:
     """The action and hidden fields of a page that only posts a form onwards."""
     if response.status != 200:
         return None

@@ -3,6 +3,7 @@ own classes: each missing piece refuses to start, naming Synapse's version."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +25,7 @@ from synapse_login_redirect.synapse_compat import (
     IncompatibleSynapseError,
     check_appservice_support,
     check_synapse_support,
+    guard_sso_completions,
     release,
 )
 
@@ -217,3 +219,40 @@ def test_appservice_namespace_check_is_checked(
 ) -> None:
     monkeypatch.delattr(ApplicationService, "is_interested_in_user")
     assert "ApplicationService has no is_interested_in_user." in refused()
+
+
+class _SsoHandler:
+    def __init__(self) -> None:
+        self.completed: list[str] = []
+
+    async def complete_sso_login_request(
+        self,
+        auth_provider_id: str,
+        remote_user_id: str,
+        request: Any,
+        client_redirect_url: str,
+        *args: Any,
+    ) -> None:
+        self.completed.append(client_redirect_url)
+
+
+def _api_with(handler: object) -> ModuleApi:
+    return cast(
+        ModuleApi, SimpleNamespace(_hs=SimpleNamespace(get_sso_handler=lambda: handler))
+    )
+
+
+def test_sso_completions_go_through_the_guard() -> None:
+    handler = _SsoHandler()
+    guard_sso_completions(_api_with(handler), lambda request, url: "evil" not in url)
+    for url in ("https://app.example/cb", "https://evil.example/cb"):
+        asyncio.run(handler.complete_sso_login_request("idp", "ivy", None, url))
+    assert handler.completed == ["https://app.example/cb"]
+
+
+def test_changed_sso_completion_refuses_to_start() -> None:
+    class Changed:
+        async def complete_sso_login_request(self, request: Any) -> None: ...
+
+    with pytest.raises(IncompatibleSynapseError, match="complete_sso_login_request"):
+        guard_sso_completions(_api_with(Changed()), lambda request, url: True)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import html
 import re
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit
 
 import pytest
 
-from tests.live.harness import http
+from tests.live.harness import HttpResponse, http
 from tests.live.portal.conftest import IDP_ID, SAML_IDP_ID, PortalDeployment
 from tests.live.portal.test_portal_sso import login_hint
-from tests.live.sso_client import SsoClient
+from tests.live.sso_client import SsoClient, auto_post_form
 from tests.spec import validate_login_response
 
 pytestmark = pytest.mark.live
@@ -124,3 +124,56 @@ def test_target_lists_sso_and_token_login(portals: PortalDeployment) -> None:
     assert "m.login.token" in types
     sso = next(f for f in flows if f["type"] == "m.login.sso")
     assert [p["id"] for p in sso["identity_providers"]] == [IDP_ID, SAML_IDP_ID]
+
+
+def _saml_answer_with_relay_state(
+    portals: PortalDeployment, hs_name: str, path: str, relay_state: str
+) -> HttpResponse:
+    """Sign in with SAML, the browser changing ``RelayState`` on its way to
+    the IdP (it comes back unchanged: the IdP signs only its own answer)."""
+    hs = getattr(portals, hs_name)
+    client = SsoClient()
+    idp = client.follow(hs.url(path), until=portals.saml_idp.base_url)
+    parts = urlsplit(idp)
+    query = [
+        (k, relay_state if k == "RelayState" else v) for k, v in parse_qsl(parts.query)
+    ]
+    assert "RelayState" in dict(query), idp
+    query.append(("login_hint", "erin"))
+    page = client.request("GET", parts._replace(query=urlencode(query)).geturl())
+    form = auto_post_form(page)
+    assert form is not None, page
+    return client.request("POST", urljoin(idp, form[0]), form=form[1])
+
+
+@pytest.mark.parametrize(
+    "relay_state",
+    ["javascript:alert(document.cookie)//", "http://127.0.0.1:@evil.test/cb"],
+)
+def test_saml_relay_state_changed_on_the_way_is_refused(
+    portals: PortalDeployment, relay_state: str
+) -> None:
+    start = f"/_matrix/client/v3/login/sso/redirect/{SAML_IDP_ID}?" + urlencode(
+        {"redirectUrl": "http://client.test/cb"}
+    )
+    answer = _saml_answer_with_relay_state(portals, "eng", start, relay_state)
+    assert answer.status == 400, answer
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "location" not in answer.headers
+    assert b"loginToken" not in answer.body
+
+
+def test_portal_own_saml_sign_in_completes_only_towards_the_bounce(
+    portals: PortalDeployment,
+) -> None:
+    """A RelayState changed to a client URL gets no token of the portal's."""
+    bounce = portals.portal_proxy.url("/_synapse/client/login_redirect/bounce?s=x")
+    start = f"/_matrix/client/v3/login/sso/redirect/{SAML_IDP_ID}?" + urlencode(
+        {"redirectUrl": bounce}
+    )
+    answer = _saml_answer_with_relay_state(
+        portals, "portal_proxy", start, "http://client.test/cb"
+    )
+    assert answer.status == 400, answer
+    assert "location" not in answer.headers
+    assert b"did not start on this portal" in answer.body
