@@ -27,9 +27,9 @@ from synapse_login_redirect.synapse_compat import (
     SsoCompletionGuard,
     check_appservice_support,
     check_synapse_support,
+    client_site_tags,
     guard_sso_completions,
     on_client_api_resources,
-    serves_client_api,
     sso_client_whitelist,
     synapse_version,
 )
@@ -116,7 +116,7 @@ class LoginRedirect:
         built no login route for the gateway to hook (e.g. auth delegated to MAS)."""
         if (LOGIN_SERVLET, b"POST") in self._gateway.hooked:
             return
-        if not serves_client_api(self._api):
+        if not client_site_tags(self._api):
             return
         logger.critical(
             "synapse-login-redirect: this process serves the client API, but "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 from synapse.module_api import ModuleApi, SynapseRequest, respond_with_html
 from twisted.web.resource import IResource
@@ -28,6 +29,7 @@ from synapse_login_redirect.redirect_policy import (
 from synapse_login_redirect.synapse_compat import (
     UnrecognizedRequestResource,
     hide_query_args_from_log,
+    site_tag_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -46,8 +48,10 @@ def forbid_leaks(request: Request) -> None:
 
 
 class PageTree(UnrecognizedRequestResource):
-    """The module's pages under one path; other paths below it answer as
-    without the module (404 ``M_UNRECOGNIZED``).
+    """The module's pages under one path; other paths below it, and every
+    path on a listener that does not serve ``client`` (Synapse attaches a
+    module's resources to all its listeners), answer as without the module
+    (404 ``M_UNRECOGNIZED``).
 
     Before Synapse logs and renders a request, it gets ``NO_LEAK_HEADERS`` and
     the values of the query arguments in ``secrets`` are blanked in Synapse's
@@ -55,15 +59,22 @@ class PageTree(UnrecognizedRequestResource):
     """
 
     def __init__(
-        self, pages: Mapping[str, IResource], secrets: Collection[str]
+        self,
+        pages: Mapping[str, IResource],
+        secrets: Collection[str],
+        site_tags: Collection[str],
     ) -> None:
+        """``site_tags``: those of the listeners that serve the pages."""
         super().__init__()  # type: ignore[no-untyped-call]
         for name, page in pages.items():
             self.putChild(name.encode("utf-8"), page)
         self._secrets = tuple(secrets)
+        self._site_tags = frozenset(site_tags)
 
     def getChildWithDefault(self, path: bytes, request: Request) -> IResource:  # noqa: N802
         self._guard(request)
+        if site_tag_of(request) not in self._site_tags:
+            return cast(IResource, UnrecognizedRequestResource())  # type: ignore[no-untyped-call]
         return super().getChildWithDefault(path, request)  # type: ignore[no-any-return,no-untyped-call]
 
     def render(self, request: SynapseRequest) -> int:

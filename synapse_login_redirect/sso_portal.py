@@ -59,6 +59,7 @@ from synapse_login_redirect.synapse_compat import (
     LimitExceededError,
     RouteCallback,
     TokenLogin,
+    client_site_tags,
     consume_login_token,
     external_ids_of,
     sso_client_whitelist,
@@ -148,6 +149,7 @@ class SsoPortal:
         tree = PageTree(
             {name: cast(IResource, page) for name, page in pages_by_name.items()},
             secrets=(LOGIN_TOKEN_PARAM,),
+            site_tags=client_site_tags(api),
         )
         api.register_web_resource(PAGES_PATH.rstrip("/"), tree)
 

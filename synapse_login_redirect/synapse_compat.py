@@ -303,8 +303,9 @@ def guard_sso_completions(api: ModuleApi, guard: SsoCompletionGuard) -> None:
     handler.complete_sso_login_request = complete_sso_login_request  # type: ignore[method-assign]
 
 
-def serves_client_api(api: ModuleApi) -> bool:
-    """Whether this Synapse process has an HTTP listener with the client API.
+def client_site_tags(api: ModuleApi) -> frozenset[str]:
+    """The site tags of this process's HTTP listeners that serve ``client``
+    (a listener's ``tag``, else its port), as Synapse names them per request.
 
     Only this process's own listeners count: a worker's are its
     ``worker_listeners``; ``listeners`` in the shared file are main's.
@@ -314,12 +315,18 @@ def serves_client_api(api: ModuleApi) -> bool:
         listeners = config.server.listeners
     else:
         listeners = config.worker.worker_listeners
-    return any(
-        "client" in res.names
+    return frozenset(
+        listener.get_site_tag()
         for listener in listeners
         if listener.http_options is not None
-        for res in listener.http_options.resources
+        and any("client" in res.names for res in listener.http_options.resources)
     )
+
+
+def site_tag_of(request: Request) -> str | None:
+    """The site tag of the listener ``request`` came in on."""
+    tag = getattr(getattr(request, "synapse_site", None), "site_tag", None)
+    return tag if isinstance(tag, str) else None
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)

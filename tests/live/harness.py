@@ -115,7 +115,7 @@ class Homeserver:
         self.config = self._build_config(module_config, public_baseurl, extra_config)
         self.config.setdefault("modules", []).extend(extra_modules)
         self.config_path = self.dir / "homeserver.yaml"
-        self._write_config()
+        self.write_config()
         with open(self.dir / "signing.key", "w") as f:
             write_signing_keys(f, [generate_signing_key("a")])
 
@@ -181,7 +181,7 @@ class Homeserver:
             },
         }
 
-    def _write_config(self) -> None:
+    def write_config(self) -> None:
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
 
     @property
@@ -197,7 +197,7 @@ class Homeserver:
         for module in self.config["modules"]:
             if module["module"] == MODULE:
                 module["config"] = dict(module_config)
-        self._write_config()
+        self.write_config()
 
     def start(self) -> None:
         log = open(self.dir / "stderr.log", "ab")

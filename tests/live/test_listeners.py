@@ -85,7 +85,7 @@ class Layout:
             extra_config=extra,
         )
         self.hs.config["listeners"].extend(listeners)
-        self.hs._write_config()
+        self.hs.write_config()
         self.ports = [self.hs.port, *ports]
 
     def answers(self) -> dict[tuple[int, str, str], tuple[int, str | None]]:

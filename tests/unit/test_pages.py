@@ -39,8 +39,9 @@ RESOURCE = re.compile(
 
 
 class FakeRequest:
-    def __init__(self, uri: bytes = b"/") -> None:
+    def __init__(self, uri: bytes = b"/", site_tag: str = "client") -> None:
         self.uri = uri
+        self.synapse_site = SimpleNamespace(site_tag=site_tag)
         self.headers: dict[bytes, bytes] = {}
         self.code = 0
         self.body = b""
@@ -123,7 +124,13 @@ def test_no_template_of_the_module_names_another_site() -> None:
 
 def _tree() -> PageTree:
     page = cast(IResource, Resource())
-    return PageTree({"complete": page}, secrets=("loginToken",))
+    return PageTree({"complete": page}, secrets=("loginToken",), site_tags={"client"})
+
+
+def test_page_tree_serves_nothing_on_other_listeners() -> None:
+    request = FakeRequest(b"/_synapse/client/login_redirect/complete", "federation")
+    child = _tree().getChildWithDefault(b"complete", cast(Request, request))
+    assert type(child) is UnrecognizedRequestResource
 
 
 def test_page_tree_blanks_the_token_and_sets_headers_before_rendering() -> None:

@@ -140,6 +140,9 @@ def _has_body(data: bytes) -> bool:
     return True
 
 
+PORTAL_FEDERATION_PORT = free_port()
+
+
 @attr.s(frozen=True, auto_attribs=True)
 class PortalDeployment:
     eng: Homeserver
@@ -318,6 +321,16 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
             sso={"departments": {"Engineering": "eng", "History": "hist"}},
         ),
     )
+    # A federation-only listener, where the module's pages must not be.
+    portal.config["listeners"].append(
+        {
+            "port": PORTAL_FEDERATION_PORT,
+            "bind_addresses": ["127.0.0.1"],
+            "type": "http",
+            "resources": [{"names": ["federation"]}],
+        }
+    )
+    portal.write_config()
     slow = FakeTarget()
     postgres_db = f"login_redirect_portal_{free_port()}"
     create_postgres_database(postgres_db)

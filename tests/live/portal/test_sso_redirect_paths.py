@@ -15,7 +15,7 @@ import pytest
 from synapse.rest.client.login import SsoRedirectServlet
 
 from tests.live.harness import Homeserver, http
-from tests.live.portal.conftest import IDP_ID, PortalDeployment
+from tests.live.portal.conftest import IDP_ID, PORTAL_FEDERATION_PORT, PortalDeployment
 
 pytestmark = pytest.mark.live
 
@@ -77,3 +77,16 @@ def test_portal_sends_every_path_to_the_realm_page(
     answer = http("GET", _start(getattr(portals, server), path, CLIENT))
     assert answer.status == 302, answer
     assert answer.headers["location"].startswith(f"{REALM}?")
+
+
+def test_module_pages_only_on_listeners_that_serve_the_client_api(
+    portals: PortalDeployment,
+) -> None:
+    page = f"{REALM}?{urlencode({'redirectUrl': CLIENT})}"
+    assert http("GET", portals.portal.url(page)).status == 200
+    federation = f"http://127.0.0.1:{PORTAL_FEDERATION_PORT}"
+    assert http("GET", federation + "/_matrix/federation/v1/version").status == 200
+    for path in (page, "/_synapse/client/login_redirect/complete?session=x"):
+        answer = http("GET", federation + path)
+        assert answer.status == 404, answer
+        assert answer.json()["errcode"] == "M_UNRECOGNIZED"
