@@ -8,6 +8,7 @@ Beyond them the browser gets an error page and nothing is looked up or stored.
 from __future__ import annotations
 
 import io
+import ipaddress
 
 from synapse.module_api import SynapseRequest
 
@@ -35,6 +36,23 @@ FIELD_LIMITS = {
 }
 # A request body: every field at its cap, percent-encoded, fits.
 MAX_BODY_BYTES = 16 * 1024
+
+
+# One IPv6 client holds a whole /64 (SLAAC, privacy addresses).
+IPV6_CLIENT_PREFIX = 64
+
+
+def rate_limit_key(address: str) -> str:
+    """Whom a sign-in page's rate limit counts: an IPv4 address, or the /64
+    network of an IPv6 one, so one client cannot count as millions."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        network = ipaddress.IPv6Network((ip, IPV6_CLIENT_PREFIX), strict=False)
+        return str(network)
+    return address
 
 
 def _body_size(request: SynapseRequest) -> int:

@@ -41,7 +41,7 @@ from synapse.module_api.errors import Codes, ConfigError, SynapseError
 from twisted.web.resource import IResource
 
 from synapse_login_redirect.config import PortalSsoConfig, Target
-from synapse_login_redirect.input_limits import oversized
+from synapse_login_redirect.input_limits import oversized, rate_limit_key
 from synapse_login_redirect.pages import Pages, PageTree, forbid_leaks
 from synapse_login_redirect.redirect_policy import ClientWhitelist, RedirectUrlPolicy
 from synapse_login_redirect.request_body import query_arg
@@ -370,8 +370,9 @@ class SsoPortal:
 
     async def _refuse_over_limit(self, request: SynapseRequest, *, count: bool) -> bool:
         """A 429 page if the browser's address is over Synapse's
-        ``rc_login.address`` limit; ``count`` makes this request an attempt."""
-        address = request.get_client_ip_if_available()
+        ``rc_login.address`` limit (an IPv6 address's /64 counts as one);
+        ``count`` makes this request an attempt."""
+        address = rate_limit_key(request.get_client_ip_if_available())
         try:
             await self._limit_address(address, update=count)
         except LimitExceededError as e:

@@ -306,6 +306,21 @@ def test_submissions_and_sso_starts_over_the_address_limit_get_429(
     assert post_realm(bounded, form, next(_addresses)).status == 302
 
 
+def test_one_ipv6_client_counts_once_whatever_its_address(
+    bounded: Homeserver,
+) -> None:
+    """A client holds a whole /64: a new address per request gains nothing."""
+    expire_sessions(bounded)  # room under the session cap
+    form = {"redirectUrl": CLIENT, "department": "Engineering"}
+    network = "2001:db8:77:1"
+    answers = [
+        post_realm(bounded, form, f"{network}:{n:x}::1") for n in range(BURST + 1)
+    ]
+    assert [a.status for a in answers[:BURST]] == [302] * BURST, answers
+    assert_page(answers[-1], 429)
+    assert post_realm(bounded, form, "2001:db8:77:2::1").status == 302
+
+
 def test_flood_stays_within_the_caps_and_stores_no_assignment(
     bounded: Homeserver,
 ) -> None:
