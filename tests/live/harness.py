@@ -7,6 +7,7 @@ homeservers costs about one cold start.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import hmac
@@ -20,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +328,30 @@ def start_all(homeservers: Iterable[Homeserver]) -> None:
     except BaseException:
         stop_all(servers)
         raise
+
+
+@contextlib.contextmanager
+def running(homeservers: Iterable[Homeserver]) -> Iterator[None]:
+    """Homeservers started together, checked for logged errors, then stopped."""
+    servers = list(homeservers)
+    start_all(servers)
+    try:
+        yield
+        assert_no_errors_logged(servers)
+    finally:
+        stop_all(servers)
+
+
+def address_limited(burst: int) -> dict[str, Any]:
+    """Config for a login rate limit of ``burst`` per address, nothing else."""
+    unlimited = {"per_second": 10000, "burst_count": 10000}
+    return {
+        "rc_login": {
+            "address": {"per_second": 0.001, "burst_count": burst},
+            "account": unlimited,
+            "failed_attempts": unlimited,
+        }
+    }
 
 
 def postgres(dbname: str = "postgres") -> Any:

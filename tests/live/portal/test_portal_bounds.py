@@ -33,11 +33,10 @@ from synapse_login_redirect.schema import SCHEMA_VERSION, SCHEMA_VERSION_TABLE
 from tests.live.harness import (
     Homeserver,
     HttpResponse,
-    assert_no_errors_logged,
+    address_limited,
     http,
     postgres,
-    start_all,
-    stop_all,
+    running,
 )
 from tests.live.portal.conftest import (
     IDP_ID,
@@ -57,7 +56,6 @@ SSO = "/_matrix/client/v3/login/sso/redirect"
 CLIENT = "http://client.test/cb"
 BURST = 4
 MAX_SESSIONS = 8
-UNLIMITED = {"per_second": 10000, "burst_count": 10000}
 FORM = "application/x-www-form-urlencoded"
 # A session row at its largest: ids, hashes, target and integers, plus the
 # capped idp id and redirectUrl.
@@ -90,20 +88,10 @@ def bounded(portals: PortalDeployment, workdir: Path) -> Iterator[Homeserver]:
                 "max_sessions": MAX_SESSIONS,
             },
         ),
-        extra_config={
-            "rc_login": {
-                "address": {"per_second": 0.001, "burst_count": BURST},
-                "account": UNLIMITED,
-                "failed_attempts": UNLIMITED,
-            }
-        },
+        extra_config=address_limited(BURST),
     )
-    start_all([hs])
-    try:
+    with running([hs]):
         yield hs
-        assert_no_errors_logged([hs])
-    finally:
-        stop_all([hs])
 
 
 def post_realm(

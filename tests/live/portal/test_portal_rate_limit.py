@@ -14,10 +14,9 @@ import pytest
 from tests.live.conftest import PASSWORD
 from tests.live.harness import (
     Homeserver,
-    assert_no_errors_logged,
+    address_limited,
     http,
-    start_all,
-    stop_all,
+    running,
 )
 from tests.live.portal.conftest import PortalDeployment, portal_module_config
 
@@ -25,7 +24,6 @@ pytestmark = pytest.mark.live
 
 BURST = 3
 LOGIN = "/_matrix/client/v3/login"
-UNLIMITED = {"per_second": 10000, "burst_count": 10000}
 
 
 @pytest.fixture(scope="module")
@@ -43,20 +41,10 @@ def limited_portal(portals: PortalDeployment, workdir: Path) -> Iterator[Homeser
             directory,
             pool={"eng": 1},
         ),
-        extra_config={
-            "rc_login": {
-                "address": {"per_second": 0.001, "burst_count": BURST},
-                "account": UNLIMITED,
-                "failed_attempts": UNLIMITED,
-            }
-        },
+        extra_config=address_limited(BURST),
     )
-    start_all([hs])
-    try:
+    with running([hs]):
         yield hs
-        assert_no_errors_logged([hs])
-    finally:
-        stop_all([hs])
 
 
 def eng_logins(portals: PortalDeployment) -> int:

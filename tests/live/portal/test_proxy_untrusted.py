@@ -20,10 +20,8 @@ import pytest
 from tests.live.harness import (
     Homeserver,
     HttpResponse,
-    assert_no_errors_logged,
     http,
-    start_all,
-    stop_all,
+    running,
 )
 from tests.live.portal.conftest import FakeTarget
 
@@ -131,12 +129,8 @@ def rogue_portal(workdir: Path, rogue: FakeTarget) -> Iterator[Homeserver]:
             },
         },
     )
-    start_all([hs])
-    try:
+    with running([hs]):
         yield hs
-        assert_no_errors_logged([hs])
-    finally:
-        stop_all([hs])
 
 
 def login(portal: Homeserver, user: str, **extra: str) -> HttpResponse:
