@@ -17,6 +17,7 @@ from typing import Any
 from synapse.http.site import SynapseRequest
 from synapse.module_api.errors import Codes, SynapseError
 
+from synapse_login_redirect.input_limits import MAX_LOGIN_BODY, body_size
 from synapse_login_redirect.request_body import peek_json_object, replace_json_body
 from synapse_login_redirect.target_role import LoginAnswer
 
@@ -47,8 +48,13 @@ _JSON_KINDS = {
 
 
 async def check_login_input(request: SynapseRequest) -> LoginAnswer | None:
-    """An interceptor: Synapse's error for a body that is not a JSON object,
-    400 ``M_INVALID_PARAM`` for a mistyped field, else None."""
+    """An interceptor: 413 ``M_TOO_LARGE`` for a body over ``MAX_LOGIN_BODY``
+    (before it is parsed), Synapse's error for a body that is not a JSON
+    object, 400 ``M_INVALID_PARAM`` for a mistyped field, else None."""
+    if body_size(request) > MAX_LOGIN_BODY:
+        raise SynapseError(
+            413, f"A login may have at most {MAX_LOGIN_BODY} bytes", Codes.TOO_LARGE
+        )
     body = peek_json_object(request)
     _check(body)
     identifier = body.get("identifier")

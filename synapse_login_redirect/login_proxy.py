@@ -36,11 +36,11 @@ from zope.interface import implementer
 
 from synapse_login_redirect.config import Target
 from synapse_login_redirect.deadlines import call_with_deadline
+from synapse_login_redirect.input_limits import MAX_LOGIN_BODY
 
 logger = logging.getLogger(__name__)
 
 # Login requests and answers are a few hundred bytes.
-MAX_LOGIN_BODY = 64 * 1024
 MAX_ANSWER = 64 * 1024
 # A login answer nests three levels (well_known.m.homeserver.base_url).
 MAX_ANSWER_DEPTH = 32

@@ -11,6 +11,8 @@ import json
 
 import pytest
 
+from synapse_login_redirect.input_limits import MAX_LOGIN_BODY
+from tests.live.conftest import PASSWORD as USER_PASSWORD
 from tests.live.harness import http
 from tests.live.portal.conftest import IDP_ID, PortalDeployment
 
@@ -117,3 +119,20 @@ def test_users_who_cannot_exist_are_not_routed(
     answer = http("POST", getattr(portals, server).url(LOGIN), body)
     assert "location" not in answer.headers
     assert (answer.status, answer.json()["errcode"]) == (403, "M_FORBIDDEN"), answer
+
+
+@pytest.mark.parametrize("server", ["eng", "portal", "portal_proxy"])
+def test_login_over_the_cap_is_refused_before_it_is_read(
+    portals: PortalDeployment, server: str
+) -> None:
+    body = {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": "@erin:eng.test"},
+        "password": USER_PASSWORD,
+        "padding": "x" * MAX_LOGIN_BODY,
+    }
+    hs = getattr(portals, server)
+    answer = http("POST", hs.url("/_matrix/client/v3/login"), body)
+    assert (answer.status, answer.json()["errcode"]) == (413, "M_TOO_LARGE"), answer
+    del body["padding"]
+    assert http("POST", hs.url("/_matrix/client/v3/login"), body).status in (200, 307)
