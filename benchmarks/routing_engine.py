@@ -16,8 +16,8 @@ import time
 import tracemalloc
 from collections.abc import Callable, Sequence
 
-from synapse_login_redirect.routing import LoginSubject, RoutingEngine
-from synapse_login_redirect.routing_config import parse_routing
+from synapse_login_redirect.config.routing import parse_routing
+from synapse_login_redirect.routing.engine import LoginSubject, RoutingEngine
 
 TARGETS = ("eng", "hist", "phys", "bio")
 Case = tuple[LoginSubject, str | None]

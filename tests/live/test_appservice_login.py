@@ -10,7 +10,7 @@ import pytest
 from mautrix.client import Client
 from mautrix.types import LoginType, UserID
 
-from synapse_login_redirect.appservice_login import STABLE_TYPE, UNSTABLE_TYPE
+from synapse_login_redirect.target.appservice_login import STABLE_TYPE, UNSTABLE_TYPE
 from tests.live.conftest import (
     BRIDGE,
     LIMITED_BRIDGE,

@@ -7,13 +7,17 @@ from typing import Any
 import pytest
 from synapse.module_api.errors import ConfigError
 
-from synapse_login_redirect.appservice_login import (
+from synapse_login_redirect.config.module import (
+    LoginRedirectConfig,
+    Target,
+    parse_config,
+)
+from synapse_login_redirect.target.appservice_login import (
     STABLE_TYPE,
     UNSTABLE_TYPE,
     AppserviceLoginConfig,
 )
-from synapse_login_redirect.config import LoginRedirectConfig, Target, parse_config
-from synapse_login_redirect.redirect_policy import UrlPrefix
+from synapse_login_redirect.web.redirect_policy import UrlPrefix
 
 
 def error_for(raw: Any) -> ConfigError:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from synapse_login_redirect.directory import (
+from synapse_login_redirect.routing.directory import (
     Directory,
     DirectoryError,
     load_directory,

@@ -9,13 +9,13 @@ import pytest
 from synapse.http.server import _PathEntry
 from twisted.web.resource import Resource
 
-from synapse_login_redirect.gateway import LoginGateway
-from synapse_login_redirect.synapse_compat import (
+from synapse_login_redirect._synapse import (
     LOGIN_SERVLET,
     IncompatibleSynapseError,
     RouteCallback,
     install_route_hooks,
 )
+from synapse_login_redirect.gateway.hooks import LoginGateway
 
 
 async def synapse_login(request: Any) -> tuple[int, Any]:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synapse_login_redirect.input_limits import rate_limit_key
+from synapse_login_redirect.gateway.limits import rate_limit_key
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from synapse.module_api.errors import SynapseError
 
-from synapse_login_redirect.login_input import check_login_input
+from synapse_login_redirect.gateway.login_input import check_login_input
 
 
 class FakeRequest:

@@ -18,15 +18,15 @@ from twisted.web.http import parse_qs
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
-from synapse_login_redirect.pages import (
+from synapse_login_redirect._synapse import (
+    UnrecognizedRequestResource,
+    hide_query_args_from_log,
+)
+from synapse_login_redirect.web.pages import (
     NO_LEAK_HEADERS,
     TEMPLATE_DIR,
     Pages,
     PageTree,
-)
-from synapse_login_redirect.synapse_compat import (
-    UnrecognizedRequestResource,
-    hide_query_args_from_log,
 )
 
 SYNAPSE_TEMPLATES = Path(synapse.__file__).resolve().parent / "res" / "templates"

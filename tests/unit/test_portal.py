@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from synapse_login_redirect.portal import Portal, subject_of
-from synapse_login_redirect.routing import LoginSubject
+from synapse_login_redirect.portal.logins import Portal, subject_of
+from synapse_login_redirect.routing.engine import LoginSubject
 
 
 @pytest.mark.parametrize(

@@ -12,14 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from synapse_login_redirect.redirect_policy import (
+from synapse_login_redirect.web.redirect_policy import (
     ClientWhitelist,
     RedirectUrlPolicy,
     RefusedUrl,
     UrlPrefix,
     parse_client_url,
 )
-from synapse_login_redirect.urls import add_query_params
+from synapse_login_redirect.web.urls import add_query_params
 
 PREFIXES = (
     "https://app.element.io",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from synapse_login_redirect.redirect_policy import RedirectUrlPolicy, UrlPrefix
+from synapse_login_redirect.web.redirect_policy import RedirectUrlPolicy, UrlPrefix
 
 OPEN = RedirectUrlPolicy()
 HTTPS = RedirectUrlPolicy(require_https=True)

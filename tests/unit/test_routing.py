@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from synapse.module_api.errors import ConfigError
 
-from synapse_login_redirect.routing import (
+from synapse_login_redirect.config.routing import parse_routing
+from synapse_login_redirect.routing.engine import (
     Decision,
     LoginSubject,
     MemoryAssignmentStore,
@@ -24,7 +25,6 @@ from synapse_login_redirect.routing import (
     claim,
     route,
 )
-from synapse_login_redirect.routing_config import parse_routing
 
 TARGETS = ("eng", "hist", "phys")
 KNOWN = "eng, hist, phys, self"

@@ -7,8 +7,7 @@ from typing import Any, cast
 
 from synapse.module_api import LoggingTransaction
 
-from synapse_login_redirect.database import migrate
-from synapse_login_redirect.schema import (
+from synapse_login_redirect.store.schema import (
     ASSIGNMENTS,
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -17,6 +16,7 @@ from synapse_login_redirect.schema import (
     SSO_SESSIONS,
     SSO_TOKENS,
 )
+from synapse_login_redirect.store.tables import migrate
 from tests.unit.sqlite_txn import SqliteTxn
 
 

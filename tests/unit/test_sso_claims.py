@@ -13,10 +13,10 @@ import pytest
 from synapse.module_api import ModuleApi
 from twisted.internet import defer
 
-from synapse_login_redirect import oidc_mapping
-from synapse_login_redirect.oidc_mapping import OidcMappingProvider
-from synapse_login_redirect.sso_store import CLAIMS_LIFETIME_MS, SsoStore
-from synapse_login_redirect.synapse_compat import IncompatibleSynapseError
+from synapse_login_redirect._synapse import IncompatibleSynapseError
+from synapse_login_redirect.sso import oidc_mapping
+from synapse_login_redirect.sso.oidc_mapping import OidcMappingProvider
+from synapse_login_redirect.store.sso import CLAIMS_LIFETIME_MS, SsoStore
 from tests.unit.sqlite_txn import SqliteTxn
 
 

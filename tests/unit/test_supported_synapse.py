@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import dev
+from synapse_login_redirect._synapse import release
 from synapse_login_redirect.supported import SUPPORTED_SYNAPSE
-from synapse_login_redirect.synapse_compat import release
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,9 +18,8 @@ from synapse.handlers.auth import AuthHandler
 from synapse.module_api import ModuleApi, UserID
 from synapse.storage.databases.main import DataStore
 
-from synapse_login_redirect import synapse_compat
-from synapse_login_redirect.supported import SUPPORTED_SYNAPSE
-from synapse_login_redirect.synapse_compat import (
+from synapse_login_redirect import _synapse
+from synapse_login_redirect._synapse import (
     MODULE_API_MEMBERS,
     IncompatibleSynapseError,
     check_appservice_support,
@@ -28,15 +27,16 @@ from synapse_login_redirect.synapse_compat import (
     guard_sso_completions,
     release,
 )
+from synapse_login_redirect.supported import SUPPORTED_SYNAPSE
 
-PACKAGE = Path(synapse_compat.__file__).parent
+PACKAGE = Path(_synapse.__file__).parent
 VERSION = "1.140.0 (b=develop,0123abc)"
 
 
 @pytest.fixture(autouse=True)
 def _version(monkeypatch: pytest.MonkeyPatch) -> None:
     """A Synapse version of our choosing, for the error messages."""
-    monkeypatch.setattr(synapse_compat, "SYNAPSE_VERSION", VERSION)
+    monkeypatch.setattr(_synapse, "SYNAPSE_VERSION", VERSION)
 
 
 def fake_api(
@@ -83,7 +83,7 @@ def test_this_synapse_has_everything(store: type) -> None:
 def test_supported_releases_start(
     monkeypatch: pytest.MonkeyPatch, version: str
 ) -> None:
-    monkeypatch.setattr(synapse_compat, "SYNAPSE_VERSION", version)
+    monkeypatch.setattr(_synapse, "SYNAPSE_VERSION", version)
     check_synapse_support(fake_api())
 
 
@@ -91,7 +91,7 @@ def test_supported_releases_start(
 def test_older_releases_refuse_to_start(
     monkeypatch: pytest.MonkeyPatch, version: str
 ) -> None:
-    monkeypatch.setattr(synapse_compat, "SYNAPSE_VERSION", version)
+    monkeypatch.setattr(_synapse, "SYNAPSE_VERSION", version)
     with pytest.raises(IncompatibleSynapseError) as info:
         check_synapse_support(fake_api())
     assert str(info.value).startswith(
@@ -103,7 +103,7 @@ def test_older_releases_refuse_to_start(
 def test_an_unreadable_version_refuses_to_start(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(synapse_compat, "SYNAPSE_VERSION", "develop")
+    monkeypatch.setattr(_synapse, "SYNAPSE_VERSION", "develop")
     with pytest.raises(IncompatibleSynapseError, match="cannot read the version"):
         check_synapse_support(fake_api())
 
@@ -123,14 +123,14 @@ def test_every_module_api_member_is_checked(
 
 def test_the_checked_members_are_all_the_package_uses() -> None:
     """Every ``api.x`` in the package is checked, and Synapse's internals
-    (``_hs``) are touched only in synapse_compat."""
+    (``_hs``) are touched only in _synapse."""
     used: set[str] = set()
-    for path in PACKAGE.glob("*.py"):
+    for path in PACKAGE.rglob("*.py"):
         source = path.read_text(encoding="utf-8")
         used |= set(
             re.findall(r"(?<![\w.])(?:self\._api|module_api|api)\.(\w+)", source)
         )
-        if path.name != "synapse_compat.py":
+        if path.name != "_synapse.py":
             assert "_hs" not in source, path.name
     assert used - {"_hs"} == set(MODULE_API_MEMBERS)
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 from synapse.http.site import SynapseRequest
 from twisted.web import http
 
-from synapse_login_redirect.target_role import (
+from synapse_login_redirect.target.well_known import (
     Advertisement,
     hook_login,
     rewrite_redirect_url,

@@ -4,7 +4,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from synapse_login_redirect.urls import normalise_base_url, set_homeserver_param
+from synapse_login_redirect.web.urls import normalise_base_url, set_homeserver_param
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from synapse_login_redirect.input_limits import MAX_LOGIN_BODY
+from synapse_login_redirect.gateway.limits import MAX_LOGIN_BODY
 from tests.live.conftest import PASSWORD as USER_PASSWORD
 from tests.live.harness import http
 from tests.live.portal.conftest import IDP_ID, PortalDeployment

@@ -23,13 +23,13 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from synapse_login_redirect.input_limits import (
+from synapse_login_redirect.gateway.limits import (
     FIELD_LIMITS,
     MAX_BODY_BYTES,
     MAX_IDP_ID_BYTES,
     MAX_REDIRECT_URL_BYTES,
 )
-from synapse_login_redirect.schema import SCHEMA_VERSION, SCHEMA_VERSION_TABLE
+from synapse_login_redirect.store.schema import SCHEMA_VERSION, SCHEMA_VERSION_TABLE
 from tests.live.harness import (
     Homeserver,
     HttpResponse,

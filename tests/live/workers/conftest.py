@@ -34,7 +34,7 @@ from typing import Any
 import attr
 import pytest
 
-from synapse_login_redirect.routing import WeightedPool
+from synapse_login_redirect.routing.engine import WeightedPool
 from tests.idp.oidc import OidcProvider
 from tests.live.conftest import PASSWORD
 from tests.live.harness import (

@@ -1,6 +1,6 @@
 """The routing engine: which target (homeserver) a login goes to.
 
-No Synapse imports. ``routing_config.parse_routing`` builds a ``RoutingEngine``
+No Synapse imports. ``config.routing.parse_routing`` builds a ``RoutingEngine``
 from::
 
     rules:                        # in order: the first rule that matches wins
@@ -45,7 +45,7 @@ from typing import Protocol
 
 import attr
 
-from synapse_login_redirect.directory import Directory
+from synapse_login_redirect.routing.directory import Directory
 
 __all__ = [
     "SELF",
@@ -330,7 +330,7 @@ class WeightedPool:
 class RoutingEngine:
     """Decides where logins go: rules, then sticky assignment, then the pool.
 
-    Immutable and storage-free. Rules must name known targets (``routing_config``
+    Immutable and storage-free. Rules must name known targets (``config.routing``
     checks this).
     """
 

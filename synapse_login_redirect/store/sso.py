@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping
 import attr
 from synapse.module_api import LoggingTransaction, ModuleApi
 
-from synapse_login_redirect.database import module_tables, read_committed
-from synapse_login_redirect.schema import SSO_CLAIMS, SSO_SESSIONS, SSO_TOKENS
+from synapse_login_redirect.store.schema import SSO_CLAIMS, SSO_SESSIONS, SSO_TOKENS
+from synapse_login_redirect.store.tables import module_tables, read_committed
 
 # Claims serve the bounce that follows their sign-in, which brings a login
 # token that lives 2 minutes (Synapse's SSO tokens); a margin beyond that.

@@ -40,21 +40,7 @@ from synapse.module_api import DirectServeHtmlResource, ModuleApi, SynapseReques
 from synapse.module_api.errors import Codes, ConfigError, SynapseError
 from twisted.web.resource import IResource
 
-from synapse_login_redirect.config import PortalSsoConfig, Target
-from synapse_login_redirect.input_limits import oversized, rate_limit_key
-from synapse_login_redirect.pages import Pages, PageTree, forbid_leaks
-from synapse_login_redirect.redirect_policy import ClientWhitelist, RedirectUrlPolicy
-from synapse_login_redirect.request_body import query_arg
-from synapse_login_redirect.routing import SELF, Decision, LoginSubject
-from synapse_login_redirect.sso_sessions import (
-    LOGIN_TOKEN_PARAM,
-    PAGES_PATH,
-    REFUSALS,
-    UNKNOWN_SESSION,
-    BrowserSessions,
-)
-from synapse_login_redirect.sso_store import REFUSED_USED, SsoStore
-from synapse_login_redirect.synapse_compat import (
+from synapse_login_redirect._synapse import (
     AddressLimiter,
     LimitExceededError,
     RouteCallback,
@@ -64,7 +50,24 @@ from synapse_login_redirect.synapse_compat import (
     external_ids_of,
     sso_client_whitelist,
 )
-from synapse_login_redirect.urls import HOMESERVER_PARAM, add_query_params
+from synapse_login_redirect.config.module import PortalSsoConfig, Target
+from synapse_login_redirect.gateway.limits import oversized, rate_limit_key
+from synapse_login_redirect.gateway.request_body import query_arg
+from synapse_login_redirect.routing.engine import SELF, Decision, LoginSubject
+from synapse_login_redirect.sso.sessions import (
+    LOGIN_TOKEN_PARAM,
+    PAGES_PATH,
+    REFUSALS,
+    UNKNOWN_SESSION,
+    BrowserSessions,
+)
+from synapse_login_redirect.store.sso import REFUSED_USED, SsoStore
+from synapse_login_redirect.web.pages import Pages, PageTree, forbid_leaks
+from synapse_login_redirect.web.redirect_policy import (
+    ClientWhitelist,
+    RedirectUrlPolicy,
+)
+from synapse_login_redirect.web.urls import HOMESERVER_PARAM, add_query_params
 
 logger = logging.getLogger(__name__)
 
@@ -354,7 +357,7 @@ class SsoPortal:
     def _refuse_oversized(
         self, request: SynapseRequest, **fields: bytes | None
     ) -> bool:
-        """An error page if the request is beyond the caps of ``input_limits``."""
+        """An error page if the request is beyond the caps of ``gateway.limits``."""
         refusal = oversized(request, **fields)
         if refusal is None:
             return False

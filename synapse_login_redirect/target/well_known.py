@@ -14,15 +14,18 @@ from urllib.parse import quote_from_bytes, unquote_to_bytes
 import attr
 from synapse.http.site import SynapseRequest
 
-from synapse_login_redirect.pages import Pages
-from synapse_login_redirect.redirect_policy import ClientWhitelist, RedirectUrlPolicy
-from synapse_login_redirect.request_body import query_arg
-from synapse_login_redirect.synapse_compat import (
+from synapse_login_redirect._synapse import (
     RouteCallback,
     RouteHook,
     SsoCompletionGuard,
 )
-from synapse_login_redirect.urls import set_homeserver_param
+from synapse_login_redirect.gateway.request_body import query_arg
+from synapse_login_redirect.web.pages import Pages
+from synapse_login_redirect.web.redirect_policy import (
+    ClientWhitelist,
+    RedirectUrlPolicy,
+)
+from synapse_login_redirect.web.urls import set_homeserver_param
 
 logger = logging.getLogger(__name__)
 

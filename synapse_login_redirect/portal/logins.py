@@ -5,7 +5,7 @@ target's ``/login`` (redirect mode) or posts the login there itself and relays
 the answer with the target's ``well_known`` (proxy mode). Logins the engine
 places on ``self``, and every login type but ``m.login.password``, are left to
 the portal's own Synapse, except ``m.login.token`` with a token that a target
-minted for single sign-on through the portal (see ``sso_portal``), which is
+minted for single sign-on through the portal (see ``sso.flow``), which is
 proxied to that target. Logins the portal examines count against Synapse's
 ``rc_login.address`` limit, as they would at Synapse, before anything is
 looked up, stored or sent on.
@@ -23,17 +23,23 @@ from synapse.http.site import SynapseRequest
 from synapse.module_api import ModuleApi
 from synapse.module_api.errors import Codes, SynapseError
 
-from synapse_login_redirect.assignment_store import AssignmentStore
-from synapse_login_redirect.config import MODE_REDIRECT, PortalConfig, Target
-from synapse_login_redirect.health import TargetHealth
-from synapse_login_redirect.login_proxy import LoginProxy, TargetError
-from synapse_login_redirect.pages import Pages
-from synapse_login_redirect.redirect_policy import RedirectUrlPolicy
-from synapse_login_redirect.request_body import peek_json_object, raw_body
-from synapse_login_redirect.routing import SELF, Decision, LoginSubject, claim, route
-from synapse_login_redirect.sso_portal import SsoPortal
-from synapse_login_redirect.synapse_compat import RouteCallback, login_address_limiter
-from synapse_login_redirect.target_role import Advertisement, LoginAnswer
+from synapse_login_redirect._synapse import RouteCallback, login_address_limiter
+from synapse_login_redirect.config.module import MODE_REDIRECT, PortalConfig, Target
+from synapse_login_redirect.gateway.request_body import peek_json_object, raw_body
+from synapse_login_redirect.portal.health import TargetHealth
+from synapse_login_redirect.portal.proxy import LoginProxy, TargetError
+from synapse_login_redirect.routing.engine import (
+    SELF,
+    Decision,
+    LoginSubject,
+    claim,
+    route,
+)
+from synapse_login_redirect.sso.flow import SsoPortal
+from synapse_login_redirect.store.assignments import AssignmentStore
+from synapse_login_redirect.target.well_known import Advertisement, LoginAnswer
+from synapse_login_redirect.web.pages import Pages
+from synapse_login_redirect.web.redirect_policy import RedirectUrlPolicy
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from re import Pattern
 
 from twisted.web.resource import Resource
 
-from synapse_login_redirect.synapse_compat import (
+from synapse_login_redirect._synapse import (
     LOGIN_SERVLET,
     RouteHook,
     RouteKey,

@@ -16,8 +16,11 @@ from synapse.http.site import SynapseRequest
 from synapse.module_api import ModuleApi, UserID
 from synapse.module_api.errors import Codes, InvalidClientCredentialsError, SynapseError
 
-from synapse_login_redirect.request_body import peek_json_object, replace_json_body
-from synapse_login_redirect.synapse_compat import AppserviceView, appservice_of_request
+from synapse_login_redirect._synapse import AppserviceView, appservice_of_request
+from synapse_login_redirect.gateway.request_body import (
+    peek_json_object,
+    replace_json_body,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -12,15 +12,15 @@ from collections.abc import Awaitable, Callable
 
 from synapse.module_api import SynapseRequest
 
-from synapse_login_redirect.pages import Pages
-from synapse_login_redirect.request_body import query_arg
-from synapse_login_redirect.sso_store import (
+from synapse_login_redirect.gateway.request_body import query_arg
+from synapse_login_redirect.store.sso import (
     REFUSED_EXPIRED,
     REFUSED_OTHER_BROWSER,
     REFUSED_USED,
     Completion,
     SsoStore,
 )
+from synapse_login_redirect.web.pages import Pages
 
 logger = logging.getLogger(__name__)
 

@@ -21,15 +21,15 @@ from synapse.module_api import ModuleApi, SynapseRequest, respond_with_html
 from twisted.web.resource import IResource
 from twisted.web.server import Request
 
-from synapse_login_redirect.redirect_policy import (
-    ClientWhitelist,
-    RedirectUrlPolicy,
-    parse_client_url,
-)
-from synapse_login_redirect.synapse_compat import (
+from synapse_login_redirect._synapse import (
     UnrecognizedRequestResource,
     hide_query_args_from_log,
     site_tag_of,
+)
+from synapse_login_redirect.web.redirect_policy import (
+    ClientWhitelist,
+    RedirectUrlPolicy,
+    parse_client_url,
 )
 
 logger = logging.getLogger(__name__)

@@ -16,9 +16,7 @@ from typing import Any
 
 from twisted.web.server import Request
 
-from synapse_login_redirect.pages import forbid_leaks
-from synapse_login_redirect.sso_sessions import LOGIN_TOKEN_PARAM
-from synapse_login_redirect.synapse_compat import (
+from synapse_login_redirect._synapse import (
     FALLBACK_LOGIN_PAGE,
     FALLBACK_LOGIN_SCRIPT,
     IncompatibleSynapseError,
@@ -26,6 +24,8 @@ from synapse_login_redirect.synapse_compat import (
     hide_query_args_from_log,
     serve_static_file,
 )
+from synapse_login_redirect.sso.sessions import LOGIN_TOKEN_PARAM
+from synapse_login_redirect.web.pages import forbid_leaks
 
 _CALL = "matrixLogin.onLogin(response);"
 _NEW_CALL = "loginRedirectOnLogin(response);"

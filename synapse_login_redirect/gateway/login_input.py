@@ -17,9 +17,12 @@ from typing import Any
 from synapse.http.site import SynapseRequest
 from synapse.module_api.errors import Codes, SynapseError
 
-from synapse_login_redirect.input_limits import MAX_LOGIN_BODY, body_size
-from synapse_login_redirect.request_body import peek_json_object, replace_json_body
-from synapse_login_redirect.target_role import LoginAnswer
+from synapse_login_redirect.gateway.limits import MAX_LOGIN_BODY, body_size
+from synapse_login_redirect.gateway.request_body import (
+    peek_json_object,
+    replace_json_body,
+)
+from synapse_login_redirect.target.well_known import LoginAnswer
 
 # Fields that must be strings wherever they are present, in any login type.
 _TOP_LEVEL = (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from synapse.module_api import LoggingTransaction, ModuleApi
 
-from synapse_login_redirect.database import module_tables, read_committed
-from synapse_login_redirect.schema import ASSIGNMENTS
+from synapse_login_redirect.store.schema import ASSIGNMENTS
+from synapse_login_redirect.store.tables import module_tables, read_committed
 
 
 class AssignmentStore:

@@ -1,4 +1,4 @@
-"""Checks shared by the config parsers (``config`` and ``routing_config``)."""
+"""Checks shared by the config parsers (``config.module`` and ``config.routing``)."""
 
 from __future__ import annotations
 

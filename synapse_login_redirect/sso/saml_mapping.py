@@ -15,13 +15,13 @@ from typing import Any
 import attr
 from synapse.module_api import ModuleApi
 
-from synapse_login_redirect.sso_store import SsoStore
-from synapse_login_redirect.synapse_compat import (
+from synapse_login_redirect._synapse import (
     DefaultSamlMappingProvider,
     SamlConfig,
     check_synapse_support,
     saml_idp_id,
 )
+from synapse_login_redirect.store.sso import SsoStore
 
 
 @attr.s(auto_attribs=True)

@@ -27,10 +27,10 @@ from synapse.module_api import (
 )
 from twisted.internet import defer
 
-from synapse_login_redirect.config import Target
-from synapse_login_redirect.database import module_tables, read_committed
-from synapse_login_redirect.login_proxy import TargetError
-from synapse_login_redirect.schema import TARGET_HEALTH
+from synapse_login_redirect.config.module import Target
+from synapse_login_redirect.portal.proxy import TargetError
+from synapse_login_redirect.store.schema import TARGET_HEALTH
+from synapse_login_redirect.store.tables import module_tables, read_committed
 
 logger = logging.getLogger(__name__)
 

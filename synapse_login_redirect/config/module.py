@@ -13,22 +13,22 @@ from typing import Any
 import attr
 from synapse.module_api.errors import ConfigError
 
-from synapse_login_redirect.appservice_login import (
+from synapse_login_redirect.config.fields import checked_mapping
+from synapse_login_redirect.config.routing import parse_routing
+from synapse_login_redirect.gateway.limits import MAX_DEPARTMENT_BYTES
+from synapse_login_redirect.routing.engine import RoutingEngine
+from synapse_login_redirect.target.appservice_login import (
     APPSERVICE_TYPES,
     ERRORS_MSC2778,
     ERRORS_SYNAPSE,
     AppserviceLoginConfig,
 )
-from synapse_login_redirect.config_checks import checked_mapping
-from synapse_login_redirect.input_limits import MAX_DEPARTMENT_BYTES
-from synapse_login_redirect.redirect_policy import (
+from synapse_login_redirect.web.redirect_policy import (
     RedirectUrlPolicy,
     RefusedUrl,
     UrlPrefix,
 )
-from synapse_login_redirect.routing import RoutingEngine
-from synapse_login_redirect.routing_config import parse_routing
-from synapse_login_redirect.urls import host_of, normalise_base_url
+from synapse_login_redirect.web.urls import host_of, normalise_base_url
 
 _TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 RESERVED_TARGET_NAMES = frozenset({"self"})

@@ -11,13 +11,13 @@ from typing import Any
 
 from synapse.module_api.errors import ConfigError
 
-from synapse_login_redirect.config_checks import checked_mapping
-from synapse_login_redirect.directory import (
+from synapse_login_redirect.config.fields import checked_mapping
+from synapse_login_redirect.routing.directory import (
     Directory,
     DirectoryError,
     load_directory,
 )
-from synapse_login_redirect.routing import (
+from synapse_login_redirect.routing.engine import (
     SELF,
     AttributeRule,
     DirectoryRule,

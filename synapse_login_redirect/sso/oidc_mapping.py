@@ -13,12 +13,12 @@ from typing import Any
 
 from synapse.module_api import ModuleApi
 
-from synapse_login_redirect.sso_store import SsoStore
-from synapse_login_redirect.synapse_compat import (
+from synapse_login_redirect._synapse import (
     JinjaOidcMappingProvider,
     check_synapse_support,
     oidc_idp_id,
 )
+from synapse_login_redirect.store.sso import SsoStore
 
 
 class OidcMappingProvider(JinjaOidcMappingProvider):

@@ -20,7 +20,7 @@ from synapse.module_api.errors import SynapseError
 from synapse.storage.engines import PostgresEngine
 from twisted.internet import defer
 
-from synapse_login_redirect.schema import (
+from synapse_login_redirect.store.schema import (
     CREATE_SCHEMA_VERSION_TABLE,
     MIGRATIONS,
     SCHEMA_VERSION,

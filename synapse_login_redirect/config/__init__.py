@@ -1,0 +1,1 @@
+"""The module's configuration, parsed and checked at start-up."""

@@ -1,0 +1,1 @@
+"""The login gateway: where the module meets Synapse's login endpoints."""

@@ -1,0 +1,1 @@
+"""The portal role: password logins sent on to each user's homeserver."""

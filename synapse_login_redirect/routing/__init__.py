@@ -1,0 +1,1 @@
+"""Routing: which homeserver a login goes to. Pure: no Synapse imports."""

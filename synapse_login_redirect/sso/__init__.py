@@ -1,0 +1,1 @@
+"""Single sign-on through the portal: the flow, browser sessions, IdP mappings."""

@@ -1,0 +1,1 @@
+"""The module's web pages, redirect policy and URL helpers."""
