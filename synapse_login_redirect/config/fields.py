@@ -1,4 +1,4 @@
-"""Checks shared by the config parsers (``config.module`` and ``config.routing``)."""
+"""Field readers shared by the config parsers: each names the key path on error."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from synapse.module_api.errors import ConfigError
+
+from synapse_login_redirect.web.urls import normalise_base_url
 
 
 def checked_mapping(
@@ -23,3 +25,60 @@ def checked_mapping(
                 (*path, str(key)),
             )
     return raw
+
+
+def seconds(
+    raw: Mapping[str, Any],
+    key: str,
+    path: tuple[str, ...],
+    default: float,
+    *,
+    zero: bool,
+) -> float:
+    """``raw[key]`` as seconds (> 0, or >= 0 when ``zero`` turns it off)."""
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        valid = False
+    else:
+        valid = value > 0 or zero
+    if not valid:
+        allowed = (
+            "a number of seconds >= 0 (0 turns it off)"
+            if zero
+            else "a number of seconds > 0"
+        )
+        raise ConfigError(f"must be {allowed}, not {value!r}", (*path, key))
+    return float(value)
+
+
+def optional_url(raw: Mapping[str, Any], key: str, path: tuple[str, ...]) -> str | None:
+    """``raw[key]`` as a normalised base URL, or None when absent."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(
+            "must be a URL string, e.g. https://matrix.example", (*path, key)
+        )
+    try:
+        return normalise_base_url(value)
+    except ValueError as e:
+        raise ConfigError(str(e), (*path, key)) from None
+
+
+def text(raw: Mapping[str, Any], key: str, path: tuple[str, ...], default: str) -> str:
+    """``raw[key]`` as a non-empty, stripped string."""
+    value = raw.get(key, default)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"must be a non-empty string, not {value!r}", (*path, key))
+    return value.strip()
+
+
+def boolean(
+    raw: Mapping[str, Any], key: str, path: tuple[str, ...], *, default: bool
+) -> bool:
+    """``raw[key]`` as a boolean."""
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"must be true or false, not {value!r}", (*path, key))
+    return value

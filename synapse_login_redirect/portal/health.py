@@ -27,7 +27,7 @@ from synapse.module_api import (
 )
 from twisted.internet import defer
 
-from synapse_login_redirect.config.module import Target
+from synapse_login_redirect.config.portal import Target
 from synapse_login_redirect.portal.proxy import TargetError
 from synapse_login_redirect.store.schema import TARGET_HEALTH
 from synapse_login_redirect.store.tables import module_tables, read_committed

@@ -34,7 +34,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
-from synapse_login_redirect.config.module import Target
+from synapse_login_redirect.config.portal import Target
 from synapse_login_redirect.gateway.limits import MAX_LOGIN_BODY
 from synapse_login_redirect.portal.deadlines import call_with_deadline
 

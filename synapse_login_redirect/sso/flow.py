@@ -50,7 +50,7 @@ from synapse_login_redirect._synapse import (
     external_ids_of,
     sso_client_whitelist,
 )
-from synapse_login_redirect.config.module import PortalSsoConfig, Target
+from synapse_login_redirect.config.portal import PortalSsoConfig, Target
 from synapse_login_redirect.gateway.limits import oversized, rate_limit_key
 from synapse_login_redirect.gateway.request_body import query_arg
 from synapse_login_redirect.routing.engine import SELF, Decision, LoginSubject

@@ -7,11 +7,8 @@ from typing import Any
 import pytest
 from synapse.module_api.errors import ConfigError
 
-from synapse_login_redirect.config.module import (
-    LoginRedirectConfig,
-    Target,
-    parse_config,
-)
+from synapse_login_redirect.config.module import LoginRedirectConfig, parse_config
+from synapse_login_redirect.config.portal import Target
 from synapse_login_redirect.target.appservice_login import (
     STABLE_TYPE,
     UNSTABLE_TYPE,
