@@ -28,9 +28,10 @@ from synapse.handlers.oidc import JinjaOidcMappingProvider
 from synapse.handlers.saml import DefaultSamlMappingProvider, SamlConfig
 from synapse.http.server import StaticResource, UnrecognizedRequestResource
 from synapse.http.site import SynapseRequest
-from synapse.module_api import ModuleApi, UserID
+from synapse.module_api import LoggingTransaction, ModuleApi, UserID
 from synapse.rest import ClientRestResource
 from synapse.rest.client.login import SsoRedirectServlet
+from synapse.storage.engines import PostgresEngine
 from synapse.util import SYNAPSE_VERSION
 from twisted.web.resource import Resource
 from twisted.web.server import Request
@@ -45,6 +46,7 @@ __all__ = [
     # Synapse's "nothing here" resource (404 M_UNRECOGNIZED): the module's
     # resources answer unknown paths with it, as Synapse does without them.
     "UnrecognizedRequestResource",
+    "SynapseRequest",  # the request type of Synapse's HTTP resources
 ]
 
 LOGIN_SERVLET = "LoginRestServlet"
@@ -58,6 +60,13 @@ FALLBACK_LOGIN_SCRIPT = "static/client/login/js/login.js"
 
 RouteCallback = Callable[..., Awaitable[Any]]
 RouteHook = Callable[[RouteCallback], RouteCallback]
+
+
+def is_postgres(txn: LoggingTransaction) -> bool:
+    """Whether this database transaction runs on PostgreSQL (else sqlite)."""
+    return isinstance(txn.database_engine, PostgresEngine)
+
+
 RouteKey = tuple[str, bytes]  # (servlet class name, HTTP method)
 
 _HOOKED = "_synapse_login_redirect_hooked"

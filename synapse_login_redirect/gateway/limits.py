@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import ipaddress
 
-from synapse.module_api import SynapseRequest
+from synapse_login_redirect._synapse import SynapseRequest
 
 # A client's redirectUrl, as Synapse's confirmation page shows it.
 MAX_REDIRECT_URL_BYTES = 2048

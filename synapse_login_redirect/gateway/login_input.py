@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from synapse.http.site import SynapseRequest
 from synapse.module_api.errors import Codes, SynapseError
 
+from synapse_login_redirect._synapse import SynapseRequest
 from synapse_login_redirect.gateway.limits import MAX_LOGIN_BODY, body_size
 from synapse_login_redirect.gateway.request_body import (
     peek_json_object,

@@ -6,8 +6,9 @@ import io
 import json
 from typing import Any
 
-from synapse.http.site import SynapseRequest
 from synapse.module_api import parse_json_object_from_request
+
+from synapse_login_redirect._synapse import SynapseRequest
 
 
 def peek_json_object(request: SynapseRequest) -> dict[str, Any]:

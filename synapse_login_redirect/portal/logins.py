@@ -19,11 +19,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from synapse.http.site import SynapseRequest
 from synapse.module_api import ModuleApi
 from synapse.module_api.errors import Codes, SynapseError
 
-from synapse_login_redirect._synapse import RouteCallback, login_address_limiter
+from synapse_login_redirect._synapse import (
+    RouteCallback,
+    SynapseRequest,
+    login_address_limiter,
+)
 from synapse_login_redirect.config.portal import MODE_REDIRECT, PortalConfig, Target
 from synapse_login_redirect.gateway.request_body import peek_json_object, raw_body
 from synapse_login_redirect.portal.health import TargetHealth

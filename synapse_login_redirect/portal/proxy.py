@@ -131,6 +131,8 @@ class _CappedReader(protocol.Protocol):
 
 
 class LoginProxy:
+    """Posts logins, login tokens and health checks to targets, within a deadline."""
+
     def __init__(self, timeout_seconds: float) -> None:
         self._timeout = timeout_seconds
         pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]

@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 from urllib.parse import quote, urlencode
 
-from synapse.module_api import DirectServeHtmlResource, ModuleApi, SynapseRequest
+from synapse.module_api import DirectServeHtmlResource, ModuleApi
 from synapse.module_api.errors import Codes, ConfigError, SynapseError
 from twisted.web.resource import IResource
 
@@ -44,6 +44,7 @@ from synapse_login_redirect._synapse import (
     AddressLimiter,
     LimitExceededError,
     RouteCallback,
+    SynapseRequest,
     TokenLogin,
     client_site_tags,
     consume_login_token,
@@ -94,6 +95,9 @@ _UNPLACED = (
 
 
 class SsoPortal:
+    """Single sign-on through the portal: the home-realm page, the portal's own
+    IdPs, and the bounce that sends each sign-in on to the user's target."""
+
     def __init__(
         self,
         config: PortalSsoConfig,

@@ -22,6 +22,8 @@ from synapse_login_redirect.store.sso import SsoStore
 
 
 class OidcMappingProvider(JinjaOidcMappingProvider):
+    """Synapse's default OIDC mapping, which also keeps the claims for routing."""
+
     def __init__(self, config: Any, module_api: ModuleApi) -> None:
         check_synapse_support(module_api)
         super().__init__(config, module_api)

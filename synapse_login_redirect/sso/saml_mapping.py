@@ -26,10 +26,14 @@ from synapse_login_redirect.store.sso import SsoStore
 
 @attr.s(auto_attribs=True)
 class RoutingSamlConfig(SamlConfig):
+    """Synapse's SAML mapping config plus the attributes the portal routes on."""
+
     routing_attributes: tuple[str, ...] = ()
 
 
 class SamlMappingProvider(DefaultSamlMappingProvider):
+    """Synapse's default SAML mapping, which also keeps the attributes for routing."""
+
     def __init__(self, parsed_config: RoutingSamlConfig, module_api: ModuleApi) -> None:
         check_synapse_support(module_api)
         super().__init__(parsed_config, module_api)

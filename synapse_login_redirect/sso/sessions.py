@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from synapse.module_api import SynapseRequest
-
+from synapse_login_redirect._synapse import SynapseRequest
 from synapse_login_redirect.gateway.request_body import query_arg
 from synapse_login_redirect.store.sso import (
     REFUSED_EXPIRED,
@@ -46,6 +45,8 @@ SessionCheck = Callable[[str, str | None], Awaitable[Completion]]
 
 
 class BrowserSessions:
+    """One-time sign-in sessions, each bound to the browser that started it."""
+
     def __init__(
         self,
         store: SsoStore,

@@ -37,6 +37,8 @@ def _hash(secret: str) -> str:
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class NewSession:
+    """A sign-in session just stored: its id and the browser cookie's nonce."""
+
     session_id: str  # goes into the completion URL
     nonce: str  # goes into the browser's cookie
 
@@ -62,6 +64,8 @@ REFUSED_OTHER_BROWSER = "other browser"
 
 
 class SsoStore:
+    """The portal's SSO state: sessions, login tokens' targets, IdP claims."""
+
     def __init__(self, api: ModuleApi) -> None:
         self._tables = module_tables(api)
 

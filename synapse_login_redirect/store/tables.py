@@ -17,9 +17,9 @@ from weakref import WeakKeyDictionary
 
 from synapse.module_api import LoggingTransaction, ModuleApi, make_deferred_yieldable
 from synapse.module_api.errors import SynapseError
-from synapse.storage.engines import PostgresEngine
 from twisted.internet import defer
 
+from synapse_login_redirect._synapse import is_postgres
 from synapse_login_redirect.store.schema import (
     CREATE_SCHEMA_VERSION_TABLE,
     MIGRATIONS,
@@ -115,14 +115,14 @@ def read_committed(txn: LoggingTransaction) -> None:
     serialization error, which Synapse retries with a warning. At READ
     COMMITTED, ``INSERT ... ON CONFLICT`` and a following ``SELECT`` see it.
     """
-    if isinstance(txn.database_engine, PostgresEngine):
+    if is_postgres(txn):
         txn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
 
 def migrate(txn: LoggingTransaction) -> int:
     """Bring the tables to ``SCHEMA_VERSION``; the version found."""
     read_committed(txn)
-    if isinstance(txn.database_engine, PostgresEngine):
+    if is_postgres(txn):
         txn.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK_KEY,))
     txn.execute(CREATE_SCHEMA_VERSION_TABLE)
     txn.execute(f"SELECT version FROM {SCHEMA_VERSION_TABLE}")

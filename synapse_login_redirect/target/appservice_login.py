@@ -12,11 +12,14 @@ import logging
 from typing import Any
 
 import attr
-from synapse.http.site import SynapseRequest
 from synapse.module_api import ModuleApi, UserID
 from synapse.module_api.errors import Codes, InvalidClientCredentialsError, SynapseError
 
-from synapse_login_redirect._synapse import AppserviceView, appservice_of_request
+from synapse_login_redirect._synapse import (
+    AppserviceView,
+    SynapseRequest,
+    appservice_of_request,
+)
 from synapse_login_redirect.gateway.request_body import (
     peek_json_object,
     replace_json_body,

@@ -12,12 +12,12 @@ from typing import Any
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 import attr
-from synapse.http.site import SynapseRequest
 
 from synapse_login_redirect._synapse import (
     RouteCallback,
     RouteHook,
     SsoCompletionGuard,
+    SynapseRequest,
 )
 from synapse_login_redirect.gateway.request_body import query_arg
 from synapse_login_redirect.web.pages import Pages

@@ -17,11 +17,12 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
-from synapse.module_api import ModuleApi, SynapseRequest, respond_with_html
+from synapse.module_api import ModuleApi, respond_with_html
 from twisted.web.resource import IResource
 from twisted.web.server import Request
 
 from synapse_login_redirect._synapse import (
+    SynapseRequest,
     UnrecognizedRequestResource,
     hide_query_args_from_log,
     site_tag_of,
@@ -87,6 +88,8 @@ class PageTree(UnrecognizedRequestResource):
 
 
 class Pages:
+    """Renders the module's HTML pages from the operator's or our templates."""
+
     def __init__(self, api: ModuleApi) -> None:
         self._realm, self._error, self._confirm = api.read_templates(
             [

@@ -158,6 +158,8 @@ class UrlPrefix:
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class RedirectUrlPolicy:
+    """The operator's rules for SSO ``redirectUrl`` values (``redirect_url:``)."""
+
     require_https: bool = False
     allowed_prefixes: tuple[UrlPrefix, ...] = ()
 
