@@ -60,7 +60,7 @@ def api() -> Iterator[FakeApi]:
 
 @pytest.fixture(autouse=True)
 def _any_synapse(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fake is no Synapse: its support is checked in test_synapse_support."""
+    """The fake is no Synapse: its support is checked in test_synapse."""
     monkeypatch.setattr(oidc_mapping, "check_synapse_support", lambda api: None)
 
 
