@@ -105,7 +105,7 @@ def main(argv: list[str]) -> None:
         sys.exit(__doc__)
     _ensure_venv(VENV)
     if argv[0] == "demo":
-        os.execv(PYTHON, [str(PYTHON), "-m", "tests.live.demo", *argv[1:]])
+        os.execv(PYTHON, [str(PYTHON), "-m", "deploy.demo", *argv[1:]])
     if argv[0] == "bench":
         os.execv(PYTHON, [str(PYTHON), "-m", "benchmarks", *argv[1:]])
     try:

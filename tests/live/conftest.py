@@ -24,7 +24,7 @@ import attr
 import pytest
 import yaml
 
-from tests.live.harness import (
+from deploy.homeserver import (
     REPO_ROOT,
     Homeserver,
     assert_no_errors_logged,

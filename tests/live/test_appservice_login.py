@@ -10,6 +10,7 @@ import pytest
 from mautrix.client import Client
 from mautrix.types import LoginType, UserID
 
+from deploy.homeserver import Homeserver, HttpResponse, http
 from synapse_login_redirect.target.appservice_login import STABLE_TYPE, UNSTABLE_TYPE
 from tests.live.conftest import (
     BRIDGE,
@@ -21,7 +22,6 @@ from tests.live.conftest import (
     Appservice,
     Deployment,
 )
-from tests.live.harness import Homeserver, HttpResponse, http
 from tests.spec import validate_login_flows, validate_login_response
 
 pytestmark = pytest.mark.live

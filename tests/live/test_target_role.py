@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from authlib.jose import jwt
 
+from deploy.homeserver import Homeserver, HttpResponse, http
 from tests.live.conftest import (
     AS_TOKEN,
     BRIDGE_USER_PREFIX,
@@ -17,7 +18,6 @@ from tests.live.conftest import (
     PASSWORD,
     Deployment,
 )
-from tests.live.harness import Homeserver, HttpResponse, http
 from tests.live.pin_login import PIN, PIN_TYPE
 from tests.spec import validate_login_flows, validate_login_response
 

@@ -32,10 +32,7 @@ from typing import Any
 import attr
 import pytest
 
-from tests.idp.oidc import OidcProvider
-from tests.idp.saml import SamlIdp
-from tests.live.conftest import PASSWORD
-from tests.live.harness import (
+from deploy.homeserver import (
     Homeserver,
     assert_no_errors_logged,
     create_postgres_database,
@@ -45,6 +42,9 @@ from tests.live.harness import (
     start_all,
     stop_all,
 )
+from tests.idp.oidc import OidcProvider
+from tests.idp.saml import SamlIdp
+from tests.live.conftest import PASSWORD
 
 POOL_USERS = ("paula", "quinn", "rita", "stan", "tess", "ursula")
 ENG_USERS = ("erin", "carol", *POOL_USERS)

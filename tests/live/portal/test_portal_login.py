@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from deploy.homeserver import Homeserver, HttpResponse, http, postgres
 from tests.live.conftest import PASSWORD
-from tests.live.harness import Homeserver, HttpResponse, http, postgres
 from tests.live.portal.conftest import (
     EMAILS,
     LOCKED_AFTER,

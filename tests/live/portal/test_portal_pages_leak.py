@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from tests.live.harness import HttpResponse, http
+from deploy.homeserver import HttpResponse, http
 from tests.live.portal.conftest import (
     IDP_ID,
     PORTAL_IDP_ID,

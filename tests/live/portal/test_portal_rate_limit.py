@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.live.conftest import PASSWORD
-from tests.live.harness import (
+from deploy.homeserver import (
     Homeserver,
     address_limited,
     http,
     running,
 )
+from tests.live.conftest import PASSWORD
 from tests.live.portal.conftest import PortalDeployment, portal_module_config
 
 pytestmark = pytest.mark.live

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit
 import ada_url
 import pytest
 
-from tests.live.harness import HttpResponse, http, postgres
+from deploy.homeserver import HttpResponse, http, postgres
 from tests.live.portal.conftest import (
     IDP_ID,
     OTHER_IDP_ID,

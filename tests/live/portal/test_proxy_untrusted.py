@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live.harness import (
+from deploy.homeserver import (
     Homeserver,
     HttpResponse,
     http,

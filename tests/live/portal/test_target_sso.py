@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit
 
 import pytest
 
-from tests.live.harness import HttpResponse, http
+from deploy.homeserver import HttpResponse, http
 from tests.live.portal.conftest import IDP_ID, SAML_IDP_ID, PortalDeployment
 from tests.live.portal.test_portal_sso import login_hint
 from tests.live.sso_client import SsoClient, auto_post_form

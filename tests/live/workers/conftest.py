@@ -34,10 +34,7 @@ from typing import Any
 import attr
 import pytest
 
-from synapse_login_redirect.routing.engine import WeightedPool
-from tests.idp.oidc import OidcProvider
-from tests.live.conftest import PASSWORD
-from tests.live.harness import (
+from deploy.homeserver import (
     STARTUP_TIMEOUT,
     Homeserver,
     assert_no_errors_logged,
@@ -46,8 +43,7 @@ from tests.live.harness import (
     free_port,
     stop_all,
 )
-from tests.live.portal.conftest import _oidc_provider
-from tests.live.worker_harness import (
+from deploy.workers import (
     Nginx,
     Worker,
     http_listener,
@@ -55,6 +51,10 @@ from tests.live.worker_harness import (
     prepare_database,
     shared_worker_config,
 )
+from synapse_login_redirect.routing.engine import WeightedPool
+from tests.idp.oidc import OidcProvider
+from tests.live.conftest import PASSWORD
+from tests.live.portal.conftest import _oidc_provider
 
 HEALTH_INTERVAL = 1
 # A user of the portal's own homeserver.

@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
+from deploy.homeserver import Homeserver, HttpResponse, http, postgres
 from tests.live.conftest import PASSWORD
-from tests.live.harness import Homeserver, HttpResponse, http, postgres
 from tests.live.sso_client import SsoClient
 from tests.live.workers.conftest import (
     CLIENT,
