@@ -93,7 +93,7 @@ def _login_types(workdir: Path) -> dict[str, Any]:
     }
 
 
-PIN_MODULE = {"module": "tests.live.pin_login.PinLogin", "config": {}}
+PIN_MODULE = {"module": "tests.support.pin_login.PinLogin", "config": {}}
 
 
 @attr.s(frozen=True, auto_attribs=True)

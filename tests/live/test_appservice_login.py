@@ -22,7 +22,7 @@ from tests.live.conftest import (
     Appservice,
     Deployment,
 )
-from tests.spec import validate_login_flows, validate_login_response
+from tests.support.spec import validate_login_flows, validate_login_response
 
 pytestmark = pytest.mark.live
 

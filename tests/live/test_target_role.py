@@ -18,8 +18,8 @@ from tests.live.conftest import (
     PASSWORD,
     Deployment,
 )
-from tests.live.pin_login import PIN, PIN_TYPE
-from tests.spec import validate_login_flows, validate_login_response
+from tests.support.pin_login import PIN, PIN_TYPE
+from tests.support.spec import validate_login_flows, validate_login_response
 
 pytestmark = pytest.mark.live
 

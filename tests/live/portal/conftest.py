@@ -11,7 +11,7 @@ Both portals route by server name, localpart pattern, email domain and a
 directory file; ``@...:<portal>.test`` users stay on the portal (``self``).
 
 Single sign-on: both targets sign users in with one OpenID Connect provider
-(``tests/idp/oidc.py``, idp ``oidc-testidp``). ``portal-proxy`` routes SSO
+(``tests/support/idp/oidc.py``, idp ``oidc-testidp``). ``portal-proxy`` routes SSO
 (home-realm page with departments and a user field), allows redirectUrls
 under ``ALLOWED_CLIENTS`` only, and skips Synapse's confirmation page for
 ``WHITELISTED_CLIENTS``. Its own IdPs are the same provider, SAML, and a
@@ -42,9 +42,9 @@ from deploy.homeserver import (
     start_all,
     stop_all,
 )
-from tests.idp.oidc import OidcProvider
-from tests.idp.saml import SamlIdp
 from tests.live.conftest import PASSWORD
+from tests.support.idp.oidc import OidcProvider
+from tests.support.idp.saml import SamlIdp
 
 POOL_USERS = ("paula", "quinn", "rita", "stan", "tess", "ursula")
 ENG_USERS = ("erin", "carol", *POOL_USERS)

@@ -45,7 +45,7 @@ from tests.live.portal.conftest import (
     portal_module_config,
     wait_for_log,
 )
-from tests.live.sso_client import SsoClient
+from tests.support.sso_client import SsoClient
 
 pytestmark = pytest.mark.live
 

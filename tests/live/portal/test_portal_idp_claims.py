@@ -20,7 +20,7 @@ from tests.live.portal.conftest import (
     PortalDeployment,
 )
 from tests.live.portal.test_portal_sso import BOUNCE, CLIENT, _any_login_hint
-from tests.live.sso_client import SsoClient
+from tests.support.sso_client import SsoClient
 
 pytestmark = pytest.mark.live
 

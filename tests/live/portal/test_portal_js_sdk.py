@@ -19,7 +19,7 @@ import pytest
 from tests.live.conftest import PASSWORD
 from tests.live.portal.conftest import PortalDeployment
 from tests.live.portal.test_portal_sso import to_completion
-from tests.live.sso_client import SsoClient
+from tests.support.sso_client import SsoClient
 
 pytestmark = pytest.mark.live
 

@@ -19,7 +19,7 @@ from tests.live.portal.conftest import (
     portal_module_config,
     wait_for_log,
 )
-from tests.spec import validate_login_flows, validate_login_response
+from tests.support.spec import validate_login_flows, validate_login_response
 
 pytestmark = pytest.mark.live
 

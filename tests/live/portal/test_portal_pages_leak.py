@@ -30,7 +30,7 @@ from tests.live.portal.test_portal_sso import (
     sso_start,
     to_completion,
 )
-from tests.live.sso_client import SsoClient
+from tests.support.sso_client import SsoClient
 
 pytestmark = pytest.mark.live
 

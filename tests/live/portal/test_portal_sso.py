@@ -26,8 +26,8 @@ from tests.live.portal.conftest import (
     PortalDeployment,
     wait_for_log,
 )
-from tests.live.sso_client import SsoClient
-from tests.spec import validate_login_flows, validate_login_response
+from tests.support.spec import validate_login_flows, validate_login_response
+from tests.support.sso_client import SsoClient
 
 pytestmark = pytest.mark.live
 

@@ -17,8 +17,8 @@ import pytest
 from deploy.homeserver import HttpResponse, http
 from tests.live.portal.conftest import IDP_ID, SAML_IDP_ID, PortalDeployment
 from tests.live.portal.test_portal_sso import login_hint
-from tests.live.sso_client import SsoClient, auto_post_form
-from tests.spec import validate_login_response
+from tests.support.spec import validate_login_response
+from tests.support.sso_client import SsoClient, auto_post_form
 
 pytestmark = pytest.mark.live
 

@@ -52,9 +52,9 @@ from deploy.workers import (
     shared_worker_config,
 )
 from synapse_login_redirect.routing.engine import WeightedPool
-from tests.idp.oidc import OidcProvider
 from tests.live.conftest import PASSWORD
 from tests.live.portal.conftest import _oidc_provider
+from tests.support.idp.oidc import OidcProvider
 
 HEALTH_INTERVAL = 1
 # A user of the portal's own homeserver.

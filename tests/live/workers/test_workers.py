@@ -21,7 +21,6 @@ import pytest
 
 from deploy.homeserver import Homeserver, HttpResponse, http, postgres
 from tests.live.conftest import PASSWORD
-from tests.live.sso_client import SsoClient
 from tests.live.workers.conftest import (
     CLIENT,
     HEALTH_INTERVAL,
@@ -32,6 +31,7 @@ from tests.live.workers.conftest import (
     PROXY_TIMEOUT,
     WorkerDeployment,
 )
+from tests.support.sso_client import SsoClient
 
 pytestmark = pytest.mark.live
 

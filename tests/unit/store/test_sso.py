@@ -17,7 +17,7 @@ from synapse_login_redirect._synapse import IncompatibleSynapseError
 from synapse_login_redirect.sso import oidc_mapping
 from synapse_login_redirect.sso.oidc_mapping import OidcMappingProvider
 from synapse_login_redirect.store.sso import CLAIMS_LIFETIME_MS, SsoStore
-from tests.unit.sqlite_txn import SqliteTxn
+from tests.support.sqlite_txn import SqliteTxn
 
 
 class FakeApi:
