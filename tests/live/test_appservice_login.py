@@ -12,7 +12,7 @@ from mautrix.types import LoginType, UserID
 
 from deploy.homeserver import Homeserver, HttpResponse, http
 from synapse_login_redirect.target.appservice_login import STABLE_TYPE, UNSTABLE_TYPE
-from tests.live.conftest import (
+from tests.support.deployment import (
     BRIDGE,
     LIMITED_BRIDGE,
     LIMITED_BURST,

@@ -10,7 +10,7 @@ import pytest
 from authlib.jose import jwt
 
 from deploy.homeserver import Homeserver, HttpResponse, http
-from tests.live.conftest import (
+from tests.support.deployment import (
     AS_TOKEN,
     BRIDGE_USER_PREFIX,
     IDENTITY_SERVER,

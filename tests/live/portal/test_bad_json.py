@@ -29,7 +29,7 @@ from synapse.api.errors import SynapseError
 from synapse.module_api import parse_json_object_from_request
 
 from deploy.homeserver import Homeserver
-from tests.live.portal.conftest import PortalDeployment
+from tests.support.portal_deployment import PortalDeployment
 
 pytestmark = pytest.mark.live
 

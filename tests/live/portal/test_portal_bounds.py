@@ -38,12 +38,12 @@ from synapse_login_redirect.gateway.limits import (
     MAX_REDIRECT_URL_BYTES,
 )
 from synapse_login_redirect.store.schema import SCHEMA_VERSION, SCHEMA_VERSION_TABLE
-from tests.live.portal.conftest import (
+from tests.support.logs import wait_for_log
+from tests.support.portal_deployment import (
     IDP_ID,
     PORTAL_IDP_ID,
     PortalDeployment,
     portal_module_config,
-    wait_for_log,
 )
 from tests.support.sso_client import SsoClient
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from deploy.homeserver import Homeserver, HttpResponse, http, postgres
-from tests.live.conftest import PASSWORD
-from tests.live.portal.conftest import (
+from tests.support.deployment import PASSWORD
+from tests.support.logs import wait_for_log
+from tests.support.portal_deployment import (
     EMAILS,
     LOCKED_AFTER,
     POOL_USERS,
@@ -17,7 +18,6 @@ from tests.live.portal.conftest import (
     UNPLACED_MESSAGE,
     PortalDeployment,
     portal_module_config,
-    wait_for_log,
 )
 from tests.support.spec import validate_login_flows, validate_login_response
 

@@ -17,8 +17,8 @@ from deploy.homeserver import (
     http,
     running,
 )
-from tests.live.conftest import PASSWORD
-from tests.live.portal.conftest import PortalDeployment, portal_module_config
+from tests.support.deployment import PASSWORD
+from tests.support.portal_deployment import PortalDeployment, portal_module_config
 
 pytestmark = pytest.mark.live
 

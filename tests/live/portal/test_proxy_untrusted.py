@@ -23,7 +23,7 @@ from deploy.homeserver import (
     http,
     running,
 )
-from tests.live.portal.conftest import FakeTarget
+from tests.support.fake_target import FakeTarget
 
 pytestmark = pytest.mark.live
 

@@ -25,7 +25,7 @@ from deploy.homeserver import (
     start_all,
     stop_all,
 )
-from tests.live.conftest import PASSWORD
+from tests.support.deployment import PASSWORD
 
 pytestmark = pytest.mark.live
 

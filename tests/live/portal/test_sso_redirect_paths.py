@@ -15,7 +15,11 @@ import pytest
 from synapse.rest.client.login import SsoRedirectServlet
 
 from deploy.homeserver import Homeserver, http
-from tests.live.portal.conftest import IDP_ID, PORTAL_FEDERATION_PORT, PortalDeployment
+from tests.support.portal_deployment import (
+    IDP_ID,
+    PORTAL_FEDERATION_PORT,
+    PortalDeployment,
+)
 
 pytestmark = pytest.mark.live
 

@@ -15,8 +15,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit
 import pytest
 
 from deploy.homeserver import HttpResponse, http
-from tests.live.portal.conftest import IDP_ID, SAML_IDP_ID, PortalDeployment
-from tests.live.portal.test_portal_sso import login_hint
+from tests.support.portal_deployment import IDP_ID, SAML_IDP_ID, PortalDeployment
+from tests.support.portal_sso import login_hint
 from tests.support.spec import validate_login_response
 from tests.support.sso_client import SsoClient, auto_post_form
 

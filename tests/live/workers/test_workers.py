@@ -20,8 +20,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 
 from deploy.homeserver import Homeserver, HttpResponse, http, postgres
-from tests.live.conftest import PASSWORD
-from tests.live.workers.conftest import (
+from tests.support.deployment import PASSWORD
+from tests.support.sso_client import SsoClient
+from tests.support.worker_deployment import (
     CLIENT,
     HEALTH_INTERVAL,
     IDP_ID,
@@ -31,7 +32,6 @@ from tests.live.workers.conftest import (
     PROXY_TIMEOUT,
     WorkerDeployment,
 )
-from tests.support.sso_client import SsoClient
 
 pytestmark = pytest.mark.live
 
