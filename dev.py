@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 # The oldest supported Synapse, from the one place it is named (no Synapse
-# import needed); tests/unit/test_supported_synapse.py keeps setup.cfg, tox.ini
+# import needed); tests/unit/test_supported.py keeps setup.cfg, tox.ini
 # and the README in step.
 SYNAPSE_MIN = str(
     runpy.run_path(str(ROOT / "synapse_login_redirect" / "supported.py"))[
@@ -105,7 +105,7 @@ def main(argv: list[str]) -> None:
         sys.exit(__doc__)
     _ensure_venv(VENV)
     if argv[0] == "demo":
-        os.execv(PYTHON, [str(PYTHON), "-m", "tests.live.demo", *argv[1:]])
+        os.execv(PYTHON, [str(PYTHON), "-m", "deploy.demo", *argv[1:]])
     if argv[0] == "bench":
         os.execv(PYTHON, [str(PYTHON), "-m", "benchmarks", *argv[1:]])
     try:

@@ -32,7 +32,7 @@ import attr
 import synapse
 
 from benchmarks import routing_engine
-from tests.live.harness import (
+from deploy.homeserver import (
     Homeserver,
     create_postgres_database,
     drop_postgres_database,

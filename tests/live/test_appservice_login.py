@@ -10,8 +10,9 @@ import pytest
 from mautrix.client import Client
 from mautrix.types import LoginType, UserID
 
+from deploy.homeserver import Homeserver, HttpResponse, http
 from synapse_login_redirect.target.appservice_login import STABLE_TYPE, UNSTABLE_TYPE
-from tests.live.conftest import (
+from tests.support.deployment import (
     BRIDGE,
     LIMITED_BRIDGE,
     LIMITED_BURST,
@@ -21,8 +22,7 @@ from tests.live.conftest import (
     Appservice,
     Deployment,
 )
-from tests.live.harness import Homeserver, HttpResponse, http
-from tests.spec import validate_login_flows, validate_login_response
+from tests.support.spec import validate_login_flows, validate_login_response
 
 pytestmark = pytest.mark.live
 

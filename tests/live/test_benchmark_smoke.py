@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.live.harness import REPO_ROOT
+from deploy.homeserver import REPO_ROOT
 
 pytestmark = pytest.mark.live
 

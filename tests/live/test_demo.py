@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from tests.live.harness import REPO_ROOT
+from deploy.homeserver import REPO_ROOT
 
 pytestmark = pytest.mark.live
 
 
 def test_demo_shows_logins_routed_through_the_portal() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tests.live.demo", "--once"],
+        [sys.executable, "-m", "deploy.demo", "--once"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.live.harness import (
+from deploy.homeserver import (
     Homeserver,
     HttpResponse,
     free_port,

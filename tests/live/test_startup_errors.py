@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.live.harness import Homeserver, start_all
+from deploy.homeserver import Homeserver, start_all
 
 pytestmark = pytest.mark.live
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from authlib.jose import jwt
 
-from tests.live.conftest import (
+from deploy.homeserver import Homeserver, HttpResponse, http
+from tests.support.deployment import (
     AS_TOKEN,
     BRIDGE_USER_PREFIX,
     IDENTITY_SERVER,
@@ -17,9 +18,8 @@ from tests.live.conftest import (
     PASSWORD,
     Deployment,
 )
-from tests.live.harness import Homeserver, HttpResponse, http
-from tests.live.pin_login import PIN, PIN_TYPE
-from tests.spec import validate_login_flows, validate_login_response
+from tests.support.pin_login import PIN, PIN_TYPE
+from tests.support.spec import validate_login_flows, validate_login_response
 
 pytestmark = pytest.mark.live
 

@@ -11,7 +11,7 @@ Both portals route by server name, localpart pattern, email domain and a
 directory file; ``@...:<portal>.test`` users stay on the portal (``self``).
 
 Single sign-on: both targets sign users in with one OpenID Connect provider
-(``tests/idp/oidc.py``, idp ``oidc-testidp``). ``portal-proxy`` routes SSO
+(``tests/support/idp/oidc.py``, idp ``oidc-testidp``). ``portal-proxy`` routes SSO
 (home-realm page with departments and a user field), allows redirectUrls
 under ``ALLOWED_CLIENTS`` only, and skips Synapse's confirmation page for
 ``WHITELISTED_CLIENTS``. Its own IdPs are the same provider, SAML, and a
@@ -22,20 +22,14 @@ claims.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import attr
 import pytest
 
-from tests.idp.oidc import OidcProvider
-from tests.idp.saml import SamlIdp
-from tests.live.conftest import PASSWORD
-from tests.live.harness import (
+from deploy.homeserver import (
     Homeserver,
     assert_no_errors_logged,
     create_postgres_database,
@@ -45,189 +39,31 @@ from tests.live.harness import (
     start_all,
     stop_all,
 )
+from tests.support.deployment import PASSWORD
+from tests.support.fake_target import FakeTarget
+from tests.support.idp.oidc import OidcProvider
+from tests.support.idp.saml import SamlIdp
+from tests.support.oidc_config import oidc_provider_config
+from tests.support.portal_deployment import (
+    EMAILS,
+    IDP_ID,
+    LOCKED_AFTER,
+    OTHER_IDP_ID,
+    POOL_USERS,
+    PORTAL_FEDERATION_PORT,
+    PORTAL_IDP_ID,
+    PROXY_TIMEOUT,
+    SAML_IDP_ID,
+    PortalDeployment,
+    portal_module_config,
+)
 
-POOL_USERS = ("paula", "quinn", "rita", "stan", "tess", "ursula")
 ENG_USERS = ("erin", "carol", *POOL_USERS)
 HIST_USERS = ("hugo", "hist_hana", "hist_locked", "ivy", *POOL_USERS)
-EMAILS = {"erin": "erin@eng.example", "hugo": "hugo@hist.example"}
-LOCKED_AFTER = 3
-PROXY_TIMEOUT = 2
-IDP_ID = "oidc-testidp"
-PORTAL_IDP_ID = "oidc-portalidp"  # the same provider, as the portal's own IdP
-SAML_IDP_ID = "saml"
-OTHER_IDP_ID = "oidc-otheridp"  # a second IdP of the portal's own
 DEPARTMENTS = {"Engineering": "eng", "History": "hist", "Lab": "down"}
 # "element://" names no origin: the portal warns that it never matches.
 WHITELISTED_CLIENTS = ["http://client.test/", "http://127.0.0.1:", "element://"]
 ALLOWED_CLIENTS = ["http://client.test/", "http://127.0.0.1:", "http://localhost:"]
-UNPLACED_MESSAGE = "The portal cannot place you: ask the help desk."
-
-
-# The raw HTTP response to a request, in chunks; None never answers.
-Answer = Callable[[bytes], Iterable[bytes] | None]
-
-
-class FakeTarget:
-    """A homeserver stand-in: records each request that arrives and answers
-    with ``answer(request)``; without ``answer`` it never answers (a hanging
-    target)."""
-
-    def __init__(self, answer: Answer | None = None) -> None:
-        self._answer = answer
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self._socket.listen()
-        self.port: int = self._socket.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.received: list[bytes] = []
-        self._connections: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self._socket.accept()
-            except OSError:
-                return
-            self._connections.append(connection)
-            threading.Thread(
-                target=self._handle, args=(connection,), daemon=True
-            ).start()
-
-    def _handle(self, connection: socket.socket) -> None:
-        connection.settimeout(1)
-        data = b""
-        try:
-            while b"\r\n\r\n" not in data or not _has_body(data):
-                chunk = connection.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        except OSError:
-            pass
-        self.received.append(data)
-        chunks = self._answer(data) if self._answer is not None else None
-        if chunks is None:
-            return
-        try:
-            connection.settimeout(30)
-            for chunk in chunks:
-                connection.sendall(chunk)
-        except OSError:
-            pass  # the portal stopped reading
-        finally:
-            connection.close()
-
-    def close(self) -> None:
-        self._socket.close()
-        for connection in self._connections:
-            connection.close()
-
-
-def wait_for_log(hs: Homeserver, text: bytes, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in hs.log_path.read_bytes():
-        assert time.monotonic() < deadline, f"{text!r} not in {hs.name}'s log"
-        time.sleep(0.2)
-
-
-def _has_body(data: bytes) -> bool:
-    head, _, body = data.partition(b"\r\n\r\n")
-    for line in head.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return len(body) >= int(value)
-    return True
-
-
-PORTAL_FEDERATION_PORT = free_port()
-
-
-@attr.s(frozen=True, auto_attribs=True)
-class PortalDeployment:
-    eng: Homeserver
-    hist: Homeserver
-    portal: Homeserver
-    portal_proxy: Homeserver
-    slow: FakeTarget
-    postgres_db: str
-    idp: OidcProvider
-    saml_idp: SamlIdp
-    other_idp: OidcProvider
-
-    @property
-    def targets(self) -> dict[str, Homeserver]:
-        return {"eng": self.eng, "hist": self.hist}
-
-    @property
-    def all(self) -> list[Homeserver]:
-        return [self.eng, self.hist, self.portal, self.portal_proxy]
-
-
-def portal_module_config(
-    targets: dict[str, Homeserver],
-    mode: str,
-    directory: Path,
-    *,
-    pool: dict[str, int],
-    extra_targets: dict[str, Any] | None = None,
-    extra_rules: list[dict[str, Any]] | None = None,
-    **settings: Any,
-) -> dict[str, Any]:
-    names = {"eng": "Engineering", "hist": "History"}
-    return {
-        "targets": {
-            **{
-                name: {
-                    "base_url": hs.base_url,
-                    "mode": mode,
-                    "public_name": names[name],
-                }
-                for name, hs in targets.items()
-            },
-            **(extra_targets or {}),
-        },
-        "portal": {
-            "rules": [
-                {"server_name": "eng.test", "target": "eng"},
-                {"server_name": "hist.test", "target": "hist"},
-                {"server_name": ["portal.test", "portal-proxy.test"], "target": "self"},
-                {"localpart": "hist_.*", "target": "hist"},
-                {"email_domain": "eng.example", "target": "eng"},
-                {"email_domain": "hist.example", "target": "hist"},
-                {"directory": str(directory)},
-                *(extra_rules or []),
-            ],
-            "pool": pool,
-            "unplaced_message": UNPLACED_MESSAGE,
-            **settings,
-        },
-    }
-
-
-def _oidc_provider(
-    idp: OidcProvider,
-    idp_id: str,
-    mapping_module: str | None = None,
-    *,
-    name: str = "Test IdP",
-    localpart_prefix: str = "",
-) -> dict[str, Any]:
-    template = localpart_prefix + "{{ user.preferred_username }}"
-    mapping: dict[str, Any] = {"config": {"localpart_template": template}}
-    if mapping_module is not None:
-        mapping["module"] = mapping_module
-    return {
-        "idp_id": idp_id,
-        "idp_name": name,
-        "issuer": idp.issuer,
-        "client_id": idp.client_id,
-        "client_secret": idp.client_secret,
-        "scopes": ["openid", "profile", "email"],
-        "skip_verification": True,
-        "allow_existing_users": True,
-        "user_mapping_provider": mapping,
-    }
 
 
 def _saml_config(saml_idp: SamlIdp, mapping: dict[str, Any]) -> dict[str, Any]:
@@ -249,7 +85,7 @@ def _sso_config(
         f"http://127.0.0.1:{portal_proxy_port}/_synapse/client/login_redirect/complete"
     )
     return {
-        "oidc_providers": [_oidc_provider(idp, "testidp")],
+        "oidc_providers": [oidc_provider_config(idp, "testidp")],
         "saml2_config": _saml_config(
             saml_idp, {"config": {"mxid_source_attribute": "uid"}}
         ),
@@ -342,10 +178,10 @@ def portals(workdir: Path) -> Iterator[PortalDeployment]:
         extra_config={
             "sso": {"client_whitelist": WHITELISTED_CLIENTS},
             "oidc_providers": [
-                _oidc_provider(
+                oidc_provider_config(
                     idp, "portalidp", "synapse_login_redirect.OidcMappingProvider"
                 ),
-                _oidc_provider(
+                oidc_provider_config(
                     other_idp,
                     OTHER_IDP_ID.removeprefix("oidc-"),
                     "synapse_login_redirect.OidcMappingProvider",

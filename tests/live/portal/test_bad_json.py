@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 from synapse.api.errors import SynapseError
 from synapse.module_api import parse_json_object_from_request
 
-from tests.live.harness import Homeserver
-from tests.live.portal.conftest import PortalDeployment
+from deploy.homeserver import Homeserver
+from tests.support.portal_deployment import PortalDeployment
 
 pytestmark = pytest.mark.live
 

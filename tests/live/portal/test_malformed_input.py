@@ -11,10 +11,10 @@ import json
 
 import pytest
 
+from deploy.homeserver import http
 from synapse_login_redirect.gateway.limits import MAX_LOGIN_BODY
-from tests.live.conftest import PASSWORD as USER_PASSWORD
-from tests.live.harness import http
-from tests.live.portal.conftest import IDP_ID, PortalDeployment
+from tests.support.deployment import PASSWORD as USER_PASSWORD
+from tests.support.portal_deployment import IDP_ID, PortalDeployment
 
 pytestmark = pytest.mark.live
 

@@ -23,14 +23,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from synapse_login_redirect.gateway.limits import (
-    FIELD_LIMITS,
-    MAX_BODY_BYTES,
-    MAX_IDP_ID_BYTES,
-    MAX_REDIRECT_URL_BYTES,
-)
-from synapse_login_redirect.store.schema import SCHEMA_VERSION, SCHEMA_VERSION_TABLE
-from tests.live.harness import (
+from deploy.homeserver import (
     Homeserver,
     HttpResponse,
     address_limited,
@@ -38,14 +31,21 @@ from tests.live.harness import (
     postgres,
     running,
 )
-from tests.live.portal.conftest import (
+from synapse_login_redirect.gateway.limits import (
+    FIELD_LIMITS,
+    MAX_BODY_BYTES,
+    MAX_IDP_ID_BYTES,
+    MAX_REDIRECT_URL_BYTES,
+)
+from synapse_login_redirect.store.schema import SCHEMA_VERSION, SCHEMA_VERSION_TABLE
+from tests.support.logs import wait_for_log
+from tests.support.portal_deployment import (
     IDP_ID,
     PORTAL_IDP_ID,
     PortalDeployment,
     portal_module_config,
-    wait_for_log,
 )
-from tests.live.sso_client import SsoClient
+from tests.support.sso_client import SsoClient
 
 pytestmark = pytest.mark.live
 

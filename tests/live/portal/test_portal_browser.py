@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.live.conftest import PASSWORD
-from tests.live.portal.conftest import (
+from tests.support.deployment import PASSWORD
+from tests.support.portal_deployment import (
     IDP_ID,
     PORTAL_IDP_ID,
     SAML_IDP_ID,

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from nio import AsyncClient, LoginResponse
 
-from tests.live.conftest import PASSWORD
-from tests.live.portal.conftest import PortalDeployment
-from tests.live.test_clients import mautrix_login
+from tests.support.deployment import PASSWORD
+from tests.support.mautrix_login import mautrix_login
+from tests.support.portal_deployment import PortalDeployment
 
 pytestmark = pytest.mark.live
 

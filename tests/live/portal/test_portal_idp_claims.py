@@ -13,14 +13,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from tests.live.portal.conftest import (
+from tests.support.portal_deployment import (
     IDP_ID,
     OTHER_IDP_ID,
     PORTAL_IDP_ID,
     PortalDeployment,
 )
-from tests.live.portal.test_portal_sso import BOUNCE, CLIENT, _any_login_hint
-from tests.live.sso_client import SsoClient
+from tests.support.portal_sso import BOUNCE, CLIENT, any_login_hint
+from tests.support.sso_client import SsoClient
 
 pytestmark = pytest.mark.live
 
@@ -40,7 +40,7 @@ def _to_bounce(
     return client.follow(
         _start(portals, idp_id),
         until=portals.portal_proxy.url(BOUNCE),
-        rewrite=_any_login_hint(user),
+        rewrite=any_login_hint(user),
     )
 
 

@@ -16,10 +16,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from tests.live.conftest import PASSWORD
-from tests.live.portal.conftest import PortalDeployment
-from tests.live.portal.test_portal_sso import to_completion
-from tests.live.sso_client import SsoClient
+from tests.support.deployment import PASSWORD
+from tests.support.portal_deployment import PortalDeployment
+from tests.support.portal_sso import to_completion
+from tests.support.sso_client import SsoClient
 
 pytestmark = pytest.mark.live
 

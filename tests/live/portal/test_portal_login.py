@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from tests.live.conftest import PASSWORD
-from tests.live.harness import Homeserver, HttpResponse, http, postgres
-from tests.live.portal.conftest import (
+from deploy.homeserver import Homeserver, HttpResponse, http, postgres
+from tests.support.deployment import PASSWORD
+from tests.support.logs import wait_for_log
+from tests.support.portal_deployment import (
     EMAILS,
     LOCKED_AFTER,
     POOL_USERS,
@@ -17,9 +18,8 @@ from tests.live.portal.conftest import (
     UNPLACED_MESSAGE,
     PortalDeployment,
     portal_module_config,
-    wait_for_log,
 )
-from tests.spec import validate_login_flows, validate_login_response
+from tests.support.spec import validate_login_flows, validate_login_response
 
 pytestmark = pytest.mark.live
 

@@ -14,23 +14,19 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from tests.live.harness import HttpResponse, http
-from tests.live.portal.conftest import (
-    IDP_ID,
-    PORTAL_IDP_ID,
-    PortalDeployment,
-    wait_for_log,
-)
-from tests.live.portal.test_portal_sso import (
+from deploy.homeserver import HttpResponse, http
+from tests.support.logs import wait_for_log
+from tests.support.portal_deployment import IDP_ID, PORTAL_IDP_ID, PortalDeployment
+from tests.support.portal_sso import (
     BOUNCE,
     CLIENT,
     COMPLETE,
     REALM,
-    _any_login_hint,
+    any_login_hint,
     sso_start,
     to_completion,
 )
-from tests.live.sso_client import SsoClient
+from tests.support.sso_client import SsoClient
 
 pytestmark = pytest.mark.live
 
@@ -108,7 +104,7 @@ def served(
     bounce = client.follow(
         hs.url(f"{start_own}?{urlencode({'redirectUrl': CLIENT})}"),
         until=hs.url(BOUNCE),
-        rewrite=_any_login_hint("ivy"),
+        rewrite=any_login_hint("ivy"),
     )
     tokens.add(parse_qs(urlsplit(bounce).query)["loginToken"][0])
     answers["bounce, from another browser"] = SsoClient().request("GET", bounce)

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.live.conftest import PASSWORD
-from tests.live.harness import (
+from deploy.homeserver import (
     Homeserver,
     address_limited,
     http,
     running,
 )
-from tests.live.portal.conftest import PortalDeployment, portal_module_config
+from tests.support.deployment import PASSWORD
+from tests.support.portal_deployment import PortalDeployment, portal_module_config
 
 pytestmark = pytest.mark.live
 

@@ -11,69 +11,34 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
 from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit
 
 import ada_url
 import pytest
 
-from tests.live.harness import HttpResponse, http, postgres
-from tests.live.portal.conftest import (
+from deploy.homeserver import HttpResponse, http, postgres
+from tests.support.logs import wait_for_log
+from tests.support.portal_deployment import (
     IDP_ID,
     OTHER_IDP_ID,
     PORTAL_IDP_ID,
     SAML_IDP_ID,
     PortalDeployment,
-    wait_for_log,
 )
-from tests.live.sso_client import SsoClient
-from tests.spec import validate_login_flows, validate_login_response
+from tests.support.portal_sso import (
+    BOUNCE,
+    CLIENT,
+    COMPLETE,
+    REALM,
+    any_login_hint,
+    login_hint,
+    sso_start,
+    to_completion,
+)
+from tests.support.spec import validate_login_flows, validate_login_response
+from tests.support.sso_client import SsoClient
 
 pytestmark = pytest.mark.live
-
-CLIENT = "http://client.test/cb?x=1"
-REALM = "/_synapse/client/login_redirect/realm"
-COMPLETE = "/_synapse/client/login_redirect/complete"
-BOUNCE = "/_synapse/client/login_redirect/bounce"
-
-
-def sso_start(portals: PortalDeployment, redirect_url: str, version: str = "v3") -> str:
-    path = f"/_matrix/client/{version}/login/sso/redirect/{IDP_ID}"
-    return portals.portal_proxy.url(
-        f"{path}?{urlencode({'redirectUrl': redirect_url})}"
-    )
-
-
-def login_hint(portals: PortalDeployment, user: str) -> Callable[[str], str]:
-    def rewrite(url: str) -> str:
-        if url.startswith(portals.idp.issuer + "/authorize"):
-            return f"{url}&login_hint={user}"
-        return url
-
-    return rewrite
-
-
-def to_completion(
-    portals: PortalDeployment,
-    client: SsoClient,
-    choice: dict[str, str],
-    user: str,
-    redirect_url: str = CLIENT,
-) -> str:
-    """Start at the portal, answer the realm page, sign in: the completion URL."""
-    realm = client.request("GET", sso_start(portals, redirect_url))
-    assert realm.status == 302, realm
-    realm_url = portals.portal_proxy.url(realm.headers["location"])
-    page = client.request("GET", realm_url)
-    assert page.status == 200, page
-    form = {"redirectUrl": redirect_url, "idp": IDP_ID, **choice}
-    bounce = client.request("POST", portals.portal_proxy.url(REALM), form=form)
-    assert bounce.status == 302, bounce
-    return client.follow(
-        bounce.headers["location"],
-        until=portals.portal_proxy.url(COMPLETE),
-        rewrite=login_hint(portals, user),
-    )
 
 
 def token_login(portals: PortalDeployment, token: str) -> HttpResponse:
@@ -402,17 +367,6 @@ def test_login_token_is_not_in_the_portal_log(portals: PortalDeployment) -> None
     assert token.encode() not in portals.portal_proxy.log_path.read_bytes()
 
 
-def _any_login_hint(user: str) -> Callable[[str], str]:
-    """Sign in as ``user`` at whichever test IdP asks."""
-
-    def rewrite(url: str) -> str:
-        if "/authorize?" in url or "/sso?" in url:
-            return f"{url}&login_hint={user}"
-        return url
-
-    return rewrite
-
-
 def _via_portal_idp(
     portals: PortalDeployment, client: SsoClient, user: str, idp: str = PORTAL_IDP_ID
 ) -> HttpResponse:
@@ -420,7 +374,7 @@ def _via_portal_idp(
     path = f"/_matrix/client/v3/login/sso/redirect/{idp}"
     start = portals.portal_proxy.url(f"{path}?{urlencode({'redirectUrl': CLIENT})}")
     bounce = client.follow(
-        start, until=portals.portal_proxy.url(BOUNCE), rewrite=_any_login_hint(user)
+        start, until=portals.portal_proxy.url(BOUNCE), rewrite=any_login_hint(user)
     )
     return client.request("GET", bounce)
 

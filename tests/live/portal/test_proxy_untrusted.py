@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.live.harness import (
+from deploy.homeserver import (
     Homeserver,
     HttpResponse,
     http,
     running,
 )
-from tests.live.portal.conftest import FakeTarget
+from tests.support.fake_target import FakeTarget
 
 pytestmark = pytest.mark.live
 

@@ -17,8 +17,7 @@ from typing import Any
 import attr
 import pytest
 
-from tests.live.conftest import PASSWORD
-from tests.live.harness import (
+from deploy.homeserver import (
     Homeserver,
     assert_no_errors_logged,
     free_port,
@@ -26,6 +25,7 @@ from tests.live.harness import (
     start_all,
     stop_all,
 )
+from tests.support.deployment import PASSWORD
 
 pytestmark = pytest.mark.live
 

@@ -14,8 +14,12 @@ from urllib.parse import urlencode
 import pytest
 from synapse.rest.client.login import SsoRedirectServlet
 
-from tests.live.harness import Homeserver, http
-from tests.live.portal.conftest import IDP_ID, PORTAL_FEDERATION_PORT, PortalDeployment
+from deploy.homeserver import Homeserver, http
+from tests.support.portal_deployment import (
+    IDP_ID,
+    PORTAL_FEDERATION_PORT,
+    PortalDeployment,
+)
 
 pytestmark = pytest.mark.live
 

@@ -14,11 +14,11 @@ from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit
 
 import pytest
 
-from tests.live.harness import HttpResponse, http
-from tests.live.portal.conftest import IDP_ID, SAML_IDP_ID, PortalDeployment
-from tests.live.portal.test_portal_sso import login_hint
-from tests.live.sso_client import SsoClient, auto_post_form
-from tests.spec import validate_login_response
+from deploy.homeserver import HttpResponse, http
+from tests.support.portal_deployment import IDP_ID, SAML_IDP_ID, PortalDeployment
+from tests.support.portal_sso import login_hint
+from tests.support.spec import validate_login_response
+from tests.support.sso_client import SsoClient, auto_post_form
 
 pytestmark = pytest.mark.live
 

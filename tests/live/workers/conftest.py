@@ -25,19 +25,14 @@ use of the module's own tables is concurrent.
 from __future__ import annotations
 
 import concurrent.futures
-import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import attr
 import pytest
 
-from synapse_login_redirect.routing.engine import WeightedPool
-from tests.idp.oidc import OidcProvider
-from tests.live.conftest import PASSWORD
-from tests.live.harness import (
+from deploy.homeserver import (
     STARTUP_TIMEOUT,
     Homeserver,
     assert_no_errors_logged,
@@ -46,8 +41,7 @@ from tests.live.harness import (
     free_port,
     stop_all,
 )
-from tests.live.portal.conftest import _oidc_provider
-from tests.live.worker_harness import (
+from deploy.workers import (
     Nginx,
     Worker,
     http_listener,
@@ -55,25 +49,18 @@ from tests.live.worker_harness import (
     prepare_database,
     shared_worker_config,
 )
-
-HEALTH_INTERVAL = 1
-# A user of the portal's own homeserver.
-PORTAL_USER = "pat"
-PROXY_TIMEOUT = 2
-IDP_ID = "oidc-testidp"
-CLIENT = "http://client.test/cb"
-POOL = {"eng": 1, "hist": 1}
-NEW_USERS = tuple(f"new{i:02}" for i in range(40))
-# New users the pool puts on eng while it is healthy, registered on hist only.
-MOVED_USERS = tuple(
-    itertools.islice(
-        (
-            u
-            for u in map("moved{:02}".format, itertools.count())
-            if WeightedPool(POOL).pick(u) == "eng"
-        ),
-        4,
-    )
+from tests.support.deployment import PASSWORD
+from tests.support.idp.oidc import OidcProvider
+from tests.support.oidc_config import oidc_provider_config
+from tests.support.worker_deployment import (
+    CLIENT,
+    HEALTH_INTERVAL,
+    MOVED_USERS,
+    NEW_USERS,
+    POOL,
+    PORTAL_USER,
+    PROXY_TIMEOUT,
+    WorkerDeployment,
 )
 
 _missing = missing_services()
@@ -82,46 +69,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@attr.s(frozen=True, auto_attribs=True)
-class WorkerDeployment:
-    main: Homeserver
-    client1: Worker
-    client2: Worker
-    federation: Worker
-    background: Worker
-    nginx: Nginx
-    eng: Homeserver
-    hist: Homeserver
-    postgres_db: str
-    idp: OidcProvider
-    started_at: float  # time.time() once every process answered
-
-    @property
-    def portal(self) -> list[Homeserver]:
-        """The portal's processes."""
-        return [self.main, self.client1, self.client2, self.federation, self.background]
-
-    @property
-    def routers(self) -> list[Homeserver]:
-        """The portal's processes with a client listener."""
-        return [self.main, self.client1, self.client2]
-
-    @property
-    def targets(self) -> dict[str, Homeserver]:
-        return {"eng": self.eng, "hist": self.hist}
-
-    @property
-    def homeservers(self) -> list[Homeserver]:
-        return [*self.portal, self.eng, self.hist]
-
-
 def _target(name: str, workdir: Path, idp: OidcProvider, completion: str) -> Homeserver:
     return Homeserver(
         name,
         workdir,
         module_config={},
         extra_config={
-            "oidc_providers": [_oidc_provider(idp, "testidp")],
+            "oidc_providers": [oidc_provider_config(idp, "testidp")],
             "sso": {"client_whitelist": [completion]},
         },
     )

@@ -19,10 +19,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from tests.live.conftest import PASSWORD
-from tests.live.harness import Homeserver, HttpResponse, http, postgres
-from tests.live.sso_client import SsoClient
-from tests.live.workers.conftest import (
+from deploy.homeserver import Homeserver, HttpResponse, http, postgres
+from tests.support.deployment import PASSWORD
+from tests.support.sso_client import SsoClient
+from tests.support.worker_deployment import (
     CLIENT,
     HEALTH_INTERVAL,
     IDP_ID,

@@ -29,7 +29,7 @@ import psycopg2
 import yaml
 from signedjson.key import generate_signing_key, write_signing_keys
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 MODULE = "synapse_login_redirect.LoginRedirect"
 STARTUP_TIMEOUT = 60.0
 

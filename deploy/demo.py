@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.live.harness import Homeserver, HttpResponse, http, start_all, stop_all
+from deploy.homeserver import Homeserver, HttpResponse, http, start_all, stop_all
 
 PASSWORD = "demo-password"
 USERS = {"eng": "alice", "hist": "bob"}

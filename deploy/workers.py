@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from tests.live.harness import (
+from deploy.homeserver import (
     REPO_ROOT,
     STARTUP_TIMEOUT,
     Homeserver,

@@ -6,7 +6,7 @@ provider's own session cookie, for silent sign-in), a token endpoint with
 client_secret_basic and client_secret_post, PKCE S256, one-time codes, and
 userinfo. Usable in-process (``OidcProvider``) or as a process::
 
-    python -m tests.idp.oidc --port 8090 --client-id synapse \\
+    python -m tests.support.idp.oidc --port 8090 --client-id synapse \\
         --client-secret secret --user alice:alice@eng.example
 """
 

@@ -17,7 +17,7 @@ from synapse_login_redirect._synapse import IncompatibleSynapseError
 from synapse_login_redirect.sso import oidc_mapping
 from synapse_login_redirect.sso.oidc_mapping import OidcMappingProvider
 from synapse_login_redirect.store.sso import CLAIMS_LIFETIME_MS, SsoStore
-from tests.unit.sqlite_txn import SqliteTxn
+from tests.support.sqlite_txn import SqliteTxn
 
 
 class FakeApi:
@@ -60,7 +60,7 @@ def api() -> Iterator[FakeApi]:
 
 @pytest.fixture(autouse=True)
 def _any_synapse(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fake is no Synapse: its support is checked in test_synapse_support."""
+    """The fake is no Synapse: its support is checked in test_synapse."""
     monkeypatch.setattr(oidc_mapping, "check_synapse_support", lambda api: None)
 
 

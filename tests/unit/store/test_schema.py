@@ -17,7 +17,7 @@ from synapse_login_redirect.store.schema import (
     SSO_TOKENS,
 )
 from synapse_login_redirect.store.tables import migrate
-from tests.unit.sqlite_txn import SqliteTxn
+from tests.support.sqlite_txn import SqliteTxn
 
 
 def _migrate(connection: sqlite3.Connection) -> int:

@@ -17,7 +17,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from tests.live.harness import HttpResponse
+from deploy.homeserver import HttpResponse
 
 REDIRECTS = (301, 302, 303, 307)
 
