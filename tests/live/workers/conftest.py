@@ -63,11 +63,6 @@ from tests.support.worker_deployment import (
     WorkerDeployment,
 )
 
-_missing = missing_services()
-pytestmark = pytest.mark.skipif(
-    bool(_missing), reason=f"a worker deployment needs {', '.join(_missing)}"
-)
-
 
 def _target(name: str, workdir: Path, idp: OidcProvider, completion: str) -> Homeserver:
     return Homeserver(
@@ -111,6 +106,8 @@ def _register(hs: Homeserver, localparts: list[str]) -> None:
 
 @pytest.fixture(scope="session")
 def workers(workdir: Path) -> Iterator[WorkerDeployment]:
+    if missing := missing_services():
+        pytest.fail(f"a worker deployment needs {', '.join(missing)}")
     # Apart from the other fixtures' homeservers of the same names.
     workdir = workdir / "workers"
     workdir.mkdir()
