@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
-# The oldest supported Synapse, from the one place it is named (no Synapse
-# import needed); tests/unit/test_supported.py keeps setup.cfg, tox.ini
-# and the README in step.
+# The oldest supported Synapse, as supported.py reads it from the one place it
+# is written (no Synapse import needed); tests/unit/test_supported.py
+# keeps tox.ini and the README in step.
 SYNAPSE_MIN = str(
     runpy.run_path(str(ROOT / "synapse_login_redirect" / "supported.py"))[
         "SUPPORTED_SYNAPSE"
