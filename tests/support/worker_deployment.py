@@ -15,8 +15,6 @@ from tests.support.idp.oidc import OidcProvider
 HEALTH_INTERVAL = 1
 # A user of the portal's own homeserver.
 PORTAL_USER = "pat"
-PROXY_TIMEOUT = 2
-IDP_ID = "oidc-testidp"
 CLIENT = "http://client.test/cb"
 POOL = {"eng": 1, "hist": 1}
 NEW_USERS = tuple(f"new{i:02}" for i in range(40))

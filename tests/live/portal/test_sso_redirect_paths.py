@@ -20,10 +20,10 @@ from tests.support.portal_deployment import (
     PORTAL_FEDERATION_PORT,
     PortalDeployment,
 )
+from tests.support.portal_sso import REALM
 
 pytestmark = pytest.mark.live
 
-REALM = "/_synapse/client/login_redirect/realm"
 CLIENT = "http://client.test/cb"
 HOSTILE = "javascript:alert(document.cookie)"
 _NAMED_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")

@@ -52,6 +52,7 @@ from deploy.workers import (
 from tests.support.deployment import PASSWORD
 from tests.support.idp.oidc import OidcProvider
 from tests.support.oidc_config import oidc_provider_config
+from tests.support.portal_deployment import PROXY_TIMEOUT
 from tests.support.worker_deployment import (
     CLIENT,
     HEALTH_INTERVAL,
@@ -59,7 +60,6 @@ from tests.support.worker_deployment import (
     NEW_USERS,
     POOL,
     PORTAL_USER,
-    PROXY_TIMEOUT,
     WorkerDeployment,
 )
 

@@ -21,23 +21,21 @@ import pytest
 
 from deploy.homeserver import Homeserver, HttpResponse, http, postgres
 from tests.support.deployment import PASSWORD
+from tests.support.portal_deployment import IDP_ID, PROXY_TIMEOUT
+from tests.support.portal_sso import COMPLETE, REALM
 from tests.support.sso_client import SsoClient
 from tests.support.worker_deployment import (
     CLIENT,
     HEALTH_INTERVAL,
-    IDP_ID,
     MOVED_USERS,
     NEW_USERS,
     PORTAL_USER,
-    PROXY_TIMEOUT,
     WorkerDeployment,
 )
 
 pytestmark = pytest.mark.live
 
 LOGIN = "/_matrix/client/v3/login"
-REALM = "/_synapse/client/login_redirect/realm"
-COMPLETE = "/_synapse/client/login_redirect/complete"
 SERIALIZATION_RETRY = "could not serialize access"
 HEALTH_CHECK = re.compile(
     r'"GET /_matrix/client/versions HTTP/1.1" "synapse-login-redirect health check"'
