@@ -49,14 +49,13 @@ from synapse_login_redirect.routing.directory import Directory
 
 __all__ = [
     "SELF",
-    "AssignmentStore",
+    "Assignments",
     "AttributeRule",
     "Decision",
     "DirectoryRule",
     "EmailDomainRule",
     "LocalpartRule",
     "LoginSubject",
-    "MemoryAssignmentStore",
     "Rule",
     "RoutingEngine",
     "ServerNameRule",
@@ -412,7 +411,7 @@ class RoutingEngine:
         return f"pool ({'; '.join(notes)})"
 
 
-class AssignmentStore(Protocol):
+class Assignments(Protocol):
     """Where callers keep pool assignments, by ``LoginSubject.user_key``."""
 
     async def get(self, user_key: str) -> str | None: ...
@@ -423,28 +422,12 @@ class AssignmentStore(Protocol):
         ...
 
 
-class MemoryAssignmentStore:
-    """An ``AssignmentStore`` in a dict, for tests."""
-
-    def __init__(self) -> None:
-        self.assignments: dict[str, str] = {}
-
-    async def get(self, user_key: str) -> str | None:
-        return self.assignments.get(user_key)
-
-    async def claim(self, user_key: str, target: str, replacing: str | None) -> str:
-        if self.assignments.get(user_key) == replacing:
-            self.assignments[user_key] = target
-        return self.assignments[user_key]
-
-
 async def route(
     engine: RoutingEngine,
     subject: LoginSubject,
-    store: AssignmentStore,
+    store: Assignments,
     *,
     unhealthy: Collection[str] = (),
-    remember: bool = True,
 ) -> Decision | None:
     """Decide for ``subject``, reading its stored pool assignment if no rule
     matches. A new assignment is not stored: see ``claim``."""
@@ -461,7 +444,7 @@ async def route(
 async def claim(
     engine: RoutingEngine,
     subject: LoginSubject,
-    store: AssignmentStore,
+    store: Assignments,
     decision: Decision,
 ) -> Decision:
     """Store a new pool assignment of ``route``'s, unless another process

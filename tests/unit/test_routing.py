@@ -19,7 +19,6 @@ from synapse_login_redirect.config.routing import parse_routing
 from synapse_login_redirect.routing.engine import (
     Decision,
     LoginSubject,
-    MemoryAssignmentStore,
     RoutingEngine,
     WeightedPool,
     claim,
@@ -29,6 +28,21 @@ from synapse_login_redirect.routing.engine import (
 TARGETS = ("eng", "hist", "phys")
 KNOWN = "eng, hist, phys, self"
 USERS = [f"user{i}" for i in range(300)]
+
+
+class MemoryAssignmentStore:
+    """The routing core's ``Assignments`` in a dict."""
+
+    def __init__(self) -> None:
+        self.assignments: dict[str, str] = {}
+
+    async def get(self, user_key: str) -> str | None:
+        return self.assignments.get(user_key)
+
+    async def claim(self, user_key: str, target: str, replacing: str | None) -> str:
+        if self.assignments.get(user_key) == replacing:
+            self.assignments[user_key] = target
+        return self.assignments[user_key]
 
 
 def engine(raw: Mapping[str, Any]) -> RoutingEngine:
