@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
 import attr
 from synapse.module_api.errors import ConfigError
@@ -12,6 +12,7 @@ from synapse.module_api.errors import ConfigError
 from synapse_login_redirect.config.fields import (
     boolean,
     checked_mapping,
+    one_of,
     optional_url,
     seconds,
     text,
@@ -23,9 +24,10 @@ from synapse_login_redirect.web.urls import host_of
 
 _TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 RESERVED_TARGET_NAMES = frozenset({"self"})
-MODE_REDIRECT = "redirect"
-MODE_PROXY = "proxy"
-MODES = (MODE_REDIRECT, MODE_PROXY)
+# How the portal hands a login on to a target: a 307, or proxying.
+Mode = Literal["redirect", "proxy"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+MODE_REDIRECT: Final = "redirect"
 DEFAULT_REALM_PAGE_NAME = "Choose your organisation"
 DEFAULT_MAX_SESSIONS = 10000
 DEFAULT_UNPLACED_MESSAGE = (
@@ -41,8 +43,7 @@ class Target:
     name: str
     base_url: str
     identity_server: str | None = None
-    # How the portal hands a login on: a 307 to the target, or proxying.
-    mode: str = MODE_REDIRECT
+    mode: Mode = MODE_REDIRECT
     # How error messages name the target to users; defaults to its host.
     public_name: str = ""
     # Where the portal posts logins (proxy mode, and login tokens) and health
@@ -224,11 +225,6 @@ def parse_targets(raw: Any, path: tuple[str, ...]) -> dict[str, Target]:
                 "e.g. https://matrix.eng.example",
                 (*here, "base_url"),
             )
-        mode = settings.get("mode", MODE_REDIRECT)
-        if mode not in MODES:
-            raise ConfigError(
-                f"must be one of: {', '.join(MODES)}, not {mode!r}", (*here, "mode")
-            )
         public_name = settings.get("public_name", host_of(base_url))
         if not isinstance(public_name, str) or not public_name.strip():
             raise ConfigError(
@@ -240,7 +236,7 @@ def parse_targets(raw: Any, path: tuple[str, ...]) -> dict[str, Target]:
             name=name,
             base_url=base_url,
             identity_server=optional_url(settings, "identity_server", here),
-            mode=mode,
+            mode=one_of(settings, "mode", here, MODES, MODE_REDIRECT),
             public_name=public_name,
             proxy_url=optional_url(settings, "proxy_url", here) or base_url,
         )

@@ -8,15 +8,17 @@ the database keeps. Refusals get an error page a user can act on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from synapse_login_redirect._synapse import SynapseRequest
 from synapse_login_redirect.gateway.request_body import query_arg
 from synapse_login_redirect.store.sso import (
     REFUSED_EXPIRED,
     REFUSED_OTHER_BROWSER,
+    REFUSED_UNKNOWN,
     REFUSED_USED,
     Completion,
+    Refusal,
     SsoStore,
 )
 from synapse_login_redirect.web.pages import Pages
@@ -27,7 +29,11 @@ PAGES_PATH = "/_synapse/client/login_redirect/"
 COOKIE_PREFIX = "login_redirect_sso_"
 LOGIN_TOKEN_PARAM = "loginToken"
 
-REFUSALS = {
+UNKNOWN_SESSION = (
+    "This sign-in link is not valid here. Please start again from your app."
+)
+REFUSALS: Mapping[Refusal, str] = {
+    REFUSED_UNKNOWN: UNKNOWN_SESSION,
     REFUSED_EXPIRED: "This sign-in took too long. Please start again from your app.",
     REFUSED_USED: "This sign-in link was already used. Please start again from your app.",
     REFUSED_OTHER_BROWSER: (
@@ -35,9 +41,6 @@ REFUSALS = {
         "browser where you started, or start again from your app."
     ),
 }
-UNKNOWN_SESSION = (
-    "This sign-in link is not valid here. Please start again from your app."
-)
 _FULL = "Too many sign-ins are in progress. Please try again in a few minutes."
 
 # A store method checking a session: (session id, cookie nonce) -> the outcome.
@@ -102,7 +105,7 @@ class BrowserSessions:
         checked = await check(session_id, self._nonce(request, session_id))
         if checked.refusal is not None:
             logger.info("SSO session refused: %s", checked.refusal)
-            message = REFUSALS.get(checked.refusal, UNKNOWN_SESSION)
+            message = REFUSALS[checked.refusal]
             self._pages.error(request, 403, "Sign-in failed", message)
             return None
         return checked, session_id, login_token

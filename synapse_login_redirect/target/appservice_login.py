@@ -9,7 +9,7 @@ the device and access token.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
 import attr
 from synapse.module_api import ModuleApi, UserID
@@ -33,8 +33,11 @@ APPSERVICE_TYPES = (STABLE_TYPE, UNSTABLE_TYPE)
 # The spec's errcode (v1.17); older Synapse releases use an unstable name.
 APPSERVICE_LOGIN_UNSUPPORTED = "M_APPSERVICE_LOGIN_UNSUPPORTED"
 
-ERRORS_MSC2778 = "msc2778"
-ERRORS_SYNAPSE = "synapse"
+# Which errors refuse a bad appservice login: "msc2778", the MSC's codes
+# (checked by the module); "synapse", Synapse's own, untouched.
+ErrorStyle = Literal["msc2778", "synapse"]
+ERROR_STYLES: tuple[ErrorStyle, ...] = get_args(ErrorStyle)
+ERRORS_MSC2778: Final = "msc2778"
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -42,8 +45,7 @@ class AppserviceLoginConfig:
     """Which appservice login types the module handles, and with which errors."""
 
     types: tuple[str, ...] = APPSERVICE_TYPES
-    # "msc2778": the MSC's codes; "synapse": Synapse's own, untouched.
-    errors: str = ERRORS_MSC2778
+    errors: ErrorStyle = ERRORS_MSC2778
 
 
 def _forbidden(message: str) -> SynapseError:
