@@ -19,17 +19,22 @@ from synapse_login_redirect.config.fields import (
 )
 from synapse_login_redirect.config.routing import parse_routing
 from synapse_login_redirect.gateway.limits import MAX_DEPARTMENT_BYTES
-from synapse_login_redirect.routing.engine import RoutingEngine
+from synapse_login_redirect.routing.directory import unknown_target
+from synapse_login_redirect.routing.engine import SELF, RoutingEngine
 from synapse_login_redirect.web.urls import host_of
 
 _TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-RESERVED_TARGET_NAMES = frozenset({"self"})
+RESERVED_TARGET_NAMES = frozenset({SELF})
 # How the portal hands a login on to a target: a 307, or proxying.
 Mode = Literal["redirect", "proxy"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 MODE_REDIRECT: Final = "redirect"
 DEFAULT_REALM_PAGE_NAME = "Choose your organisation"
 DEFAULT_MAX_SESSIONS = 10000
+DEFAULT_SESSION_LIFETIME = 600.0
+DEFAULT_TOKEN_LIFETIME = 120.0
+DEFAULT_PROXY_TIMEOUT = 10.0
+DEFAULT_HEALTH_CHECK_INTERVAL = 30.0
 DEFAULT_UNPLACED_MESSAGE = (
     "This login service cannot tell which homeserver your account is on. "
     "Please log in at your own homeserver, or ask your administrator."
@@ -60,9 +65,9 @@ class PortalSsoConfig:
     # A field for an email address or Matrix ID, routed by the rules.
     ask_user: bool = True
     # Seconds a sign-in started at the portal may take to come back.
-    session_lifetime: float = 600.0
+    session_lifetime: float = DEFAULT_SESSION_LIFETIME
     # Seconds the portal remembers which target minted a login token.
-    token_lifetime: float = 120.0
+    token_lifetime: float = DEFAULT_TOKEN_LIFETIME
     # The portal's own IdPs (Synapse idp ids) whose sign-in comes first, with
     # routing on the attributes or claims they give, mapped to the idp id the
     # targets use for the same IdP.
@@ -79,8 +84,8 @@ class PortalConfig:
 
     engine: RoutingEngine
     unplaced_message: str = DEFAULT_UNPLACED_MESSAGE
-    proxy_timeout: float = 10.0
-    health_check_interval: float = 30.0
+    proxy_timeout: float = DEFAULT_PROXY_TIMEOUT
+    health_check_interval: float = DEFAULT_HEALTH_CHECK_INTERVAL
     # None: single sign-on at the portal stays on the portal itself.
     sso: PortalSsoConfig | None = None
 
@@ -126,9 +131,8 @@ def _portal_sso(
             )
         if target not in targets:
             raise ConfigError(
-                f"unknown target {target!r}; known targets are: "
-                f"{', '.join(sorted(targets)) or 'none'} (single sign-on "
-                "cannot stay on the portal)",
+                f"{unknown_target(target, targets)} (single sign-on cannot stay "
+                "on the portal)",
                 (*path, "departments", str(label)),
             )
     portal_idps = settings.get("portal_idps", {})
@@ -159,8 +163,12 @@ def _portal_sso(
     return PortalSsoConfig(
         departments={str(k): v for k, v in departments.items()},
         ask_user=ask_user,
-        session_lifetime=seconds(settings, "session_lifetime", path, 600.0, zero=False),
-        token_lifetime=seconds(settings, "token_lifetime", path, 120.0, zero=False),
+        session_lifetime=seconds(
+            settings, "session_lifetime", path, DEFAULT_SESSION_LIFETIME, zero=False
+        ),
+        token_lifetime=seconds(
+            settings, "token_lifetime", path, DEFAULT_TOKEN_LIFETIME, zero=False
+        ),
         portal_idps=dict(portal_idps),
         realm_page_name=text(
             settings, "realm_page_name", path, DEFAULT_REALM_PAGE_NAME
@@ -188,9 +196,15 @@ def parse_portal(
     return PortalConfig(
         engine=engine,
         unplaced_message=message,
-        proxy_timeout=seconds(settings, "proxy_timeout", path, 10.0, zero=False),
+        proxy_timeout=seconds(
+            settings, "proxy_timeout", path, DEFAULT_PROXY_TIMEOUT, zero=False
+        ),
         health_check_interval=seconds(
-            settings, "health_check_interval", path, 30.0, zero=True
+            settings,
+            "health_check_interval",
+            path,
+            DEFAULT_HEALTH_CHECK_INTERVAL,
+            zero=True,
         ),
         sso=_portal_sso(settings.get("sso"), (*path, "sso"), targets),
     )

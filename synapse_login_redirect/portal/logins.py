@@ -43,6 +43,7 @@ from synapse_login_redirect.store.assignments import AssignmentStore
 from synapse_login_redirect.target.well_known import Advertisement, LoginAnswer
 from synapse_login_redirect.web.pages import Pages
 from synapse_login_redirect.web.redirect_policy import RedirectUrlPolicy
+from synapse_login_redirect.web.urls import login_url
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ class Portal:
         target = self._targets[decision.target]
         if target.mode == MODE_REDIRECT:
             version = _client_api_version(request)
-            location = f"{target.base_url}/_matrix/client/{version}/login"
+            location = login_url(target.base_url, version)
             request.responseHeaders.setRawHeaders(b"Location", [location.encode()])
             return 307, {}
         answer = await self._proxy_login(request, target)
