@@ -355,19 +355,6 @@ class RoutingEngine:
     def _decisions(self, reason: str, new: bool = False) -> dict[str, Decision]:
         return {t: Decision(t, reason, new) for t in self.known_targets}
 
-    def decide(
-        self,
-        subject: LoginSubject,
-        *,
-        assignment: str | None = None,
-        unhealthy: Collection[str] = (),
-    ) -> Decision | None:
-        """Where ``subject`` goes, given its stored pool ``assignment``, if any."""
-        decision = self.match_rules(subject)
-        if decision is not None:
-            return decision
-        return self.assign(subject.user_key, assignment=assignment, unhealthy=unhealthy)
-
     def match_rules(self, subject: LoginSubject) -> Decision | None:
         """The decision of the first rule that matches, if any."""
         for rule, decisions in self._rules:
