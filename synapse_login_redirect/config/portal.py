@@ -112,9 +112,7 @@ _PORTAL_KEYS = (
 
 def _portal_sso(
     raw: Any, path: tuple[str, ...], targets: Mapping[str, Target]
-) -> PortalSsoConfig | None:
-    if raw is None:
-        return None
+) -> PortalSsoConfig:
     settings = checked_mapping(raw, path, _SSO_KEYS)
     departments = settings.get("departments", {})
     if not isinstance(departments, Mapping):
@@ -193,6 +191,7 @@ def parse_portal(
             "and no pool places them",
             (*path, "unplaced_message"),
         )
+    sso = settings.get("sso")
     return PortalConfig(
         engine=engine,
         unplaced_message=message,
@@ -206,7 +205,7 @@ def parse_portal(
             DEFAULT_HEALTH_CHECK_INTERVAL,
             zero=True,
         ),
-        sso=_portal_sso(settings.get("sso"), (*path, "sso"), targets),
+        sso=None if sso is None else _portal_sso(sso, (*path, "sso"), targets),
     )
 
 
