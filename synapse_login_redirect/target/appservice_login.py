@@ -100,7 +100,7 @@ class AppserviceLogin:
         if not await self._api.check_user_exists(user_id):
             raise _forbidden(
                 f"{user_id} is not registered; register it with POST /register "
-                "(type m.login.application_service) first"
+                f"(type {STABLE_TYPE}) first"
             )
 
     def _appservice_of(self, request: SynapseRequest) -> AppserviceView:
