@@ -24,7 +24,7 @@ from synapse_login_redirect._synapse import (
     synapse_version,
 )
 from synapse_login_redirect.config.module import LoginRedirectConfig, parse_config
-from synapse_login_redirect.gateway.hooks import LoginGateway
+from synapse_login_redirect.gateway.hooks import LOGIN_ROUTE, LoginGateway
 from synapse_login_redirect.gateway.login_input import check_login_input
 from synapse_login_redirect.portal.logins import Portal
 from synapse_login_redirect.target.appservice_login import (
@@ -82,7 +82,7 @@ class LoginRedirect:
                 auth_checkers={(UNSTABLE_TYPE, ()): _handled_by_gateway}
             )
         hooks: dict[RouteKey, RouteHook] = {
-            (LOGIN_SERVLET, b"POST"): hook_login(advert, *interceptors)
+            LOGIN_ROUTE: hook_login(advert, *interceptors)
         }
         sso_redirect = (SSO_REDIRECT_SERVLET, b"GET")
         missing_routes = {}
@@ -113,7 +113,7 @@ class LoginRedirect:
     def _check_started(self) -> None:
         """Refuse to run when this process serves the client API but Synapse
         built no login route for the gateway to hook (e.g. auth delegated to MAS)."""
-        if (LOGIN_SERVLET, b"POST") in self._gateway.hooked:
+        if LOGIN_ROUTE in self._gateway.hooked:
             return
         if not client_site_tags(self._api):
             return

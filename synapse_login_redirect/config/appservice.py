@@ -6,16 +6,15 @@ from typing import Any
 
 from synapse.module_api.errors import ConfigError
 
-from synapse_login_redirect.config.fields import checked_mapping
+from synapse_login_redirect.config.fields import checked_mapping, one_of
 from synapse_login_redirect.target.appservice_login import (
     APPSERVICE_TYPES,
+    ERROR_STYLES,
     ERRORS_MSC2778,
-    ERRORS_SYNAPSE,
     AppserviceLoginConfig,
 )
 
 _APPSERVICE_LOGIN_KEYS = ("types", "errors")
-_APPSERVICE_ERRORS = (ERRORS_MSC2778, ERRORS_SYNAPSE)
 
 
 def parse_appservice_login(raw: Any, path: tuple[str, ...]) -> AppserviceLoginConfig:
@@ -30,10 +29,5 @@ def parse_appservice_login(raw: Any, path: tuple[str, ...]) -> AppserviceLoginCo
             "(an empty list leaves appservice login to Synapse)",
             (*path, "types"),
         )
-    errors = settings.get("errors", ERRORS_MSC2778)
-    if errors not in _APPSERVICE_ERRORS:
-        raise ConfigError(
-            f"must be one of: {', '.join(_APPSERVICE_ERRORS)}, not {errors!r}",
-            (*path, "errors"),
-        )
+    errors = one_of(settings, "errors", path, ERROR_STYLES, ERRORS_MSC2778)
     return AppserviceLoginConfig(types=tuple(dict.fromkeys(types)), errors=errors)

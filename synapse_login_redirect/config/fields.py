@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from synapse.module_api.errors import ConfigError
 
 from synapse_login_redirect.web.urls import normalise_base_url
+
+Choice = TypeVar("Choice", bound=str)
 
 
 def checked_mapping(
@@ -72,6 +74,22 @@ def text(raw: Mapping[str, Any], key: str, path: tuple[str, ...], default: str) 
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"must be a non-empty string, not {value!r}", (*path, key))
     return value.strip()
+
+
+def one_of(
+    raw: Mapping[str, Any],
+    key: str,
+    path: tuple[str, ...],
+    choices: tuple[Choice, ...],
+    default: Choice,
+) -> Choice:
+    """``raw[key]``, which must be one of ``choices``."""
+    value = raw.get(key, default)
+    if value not in choices:
+        raise ConfigError(
+            f"must be one of: {', '.join(choices)}, not {value!r}", (*path, key)
+        )
+    return value  # type: ignore[no-any-return]
 
 
 def boolean(

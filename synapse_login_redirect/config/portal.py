@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
 import attr
 from synapse.module_api.errors import ConfigError
@@ -12,22 +12,29 @@ from synapse.module_api.errors import ConfigError
 from synapse_login_redirect.config.fields import (
     boolean,
     checked_mapping,
+    one_of,
     optional_url,
     seconds,
     text,
 )
 from synapse_login_redirect.config.routing import parse_routing
 from synapse_login_redirect.gateway.limits import MAX_DEPARTMENT_BYTES
-from synapse_login_redirect.routing.engine import RoutingEngine
+from synapse_login_redirect.routing.directory import unknown_target
+from synapse_login_redirect.routing.engine import SELF, RoutingEngine
 from synapse_login_redirect.web.urls import host_of
 
 _TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-RESERVED_TARGET_NAMES = frozenset({"self"})
-MODE_REDIRECT = "redirect"
-MODE_PROXY = "proxy"
-MODES = (MODE_REDIRECT, MODE_PROXY)
+RESERVED_TARGET_NAMES = frozenset({SELF})
+# How the portal hands a login on to a target: a 307, or proxying.
+Mode = Literal["redirect", "proxy"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+MODE_REDIRECT: Final = "redirect"
 DEFAULT_REALM_PAGE_NAME = "Choose your organisation"
 DEFAULT_MAX_SESSIONS = 10000
+DEFAULT_SESSION_LIFETIME = 600.0
+DEFAULT_TOKEN_LIFETIME = 120.0
+DEFAULT_PROXY_TIMEOUT = 10.0
+DEFAULT_HEALTH_CHECK_INTERVAL = 30.0
 DEFAULT_UNPLACED_MESSAGE = (
     "This login service cannot tell which homeserver your account is on. "
     "Please log in at your own homeserver, or ask your administrator."
@@ -41,8 +48,7 @@ class Target:
     name: str
     base_url: str
     identity_server: str | None = None
-    # How the portal hands a login on: a 307 to the target, or proxying.
-    mode: str = MODE_REDIRECT
+    mode: Mode = MODE_REDIRECT
     # How error messages name the target to users; defaults to its host.
     public_name: str = ""
     # Where the portal posts logins (proxy mode, and login tokens) and health
@@ -59,9 +65,9 @@ class PortalSsoConfig:
     # A field for an email address or Matrix ID, routed by the rules.
     ask_user: bool = True
     # Seconds a sign-in started at the portal may take to come back.
-    session_lifetime: float = 600.0
+    session_lifetime: float = DEFAULT_SESSION_LIFETIME
     # Seconds the portal remembers which target minted a login token.
-    token_lifetime: float = 120.0
+    token_lifetime: float = DEFAULT_TOKEN_LIFETIME
     # The portal's own IdPs (Synapse idp ids) whose sign-in comes first, with
     # routing on the attributes or claims they give, mapped to the idp id the
     # targets use for the same IdP.
@@ -78,8 +84,8 @@ class PortalConfig:
 
     engine: RoutingEngine
     unplaced_message: str = DEFAULT_UNPLACED_MESSAGE
-    proxy_timeout: float = 10.0
-    health_check_interval: float = 30.0
+    proxy_timeout: float = DEFAULT_PROXY_TIMEOUT
+    health_check_interval: float = DEFAULT_HEALTH_CHECK_INTERVAL
     # None: single sign-on at the portal stays on the portal itself.
     sso: PortalSsoConfig | None = None
 
@@ -106,9 +112,7 @@ _PORTAL_KEYS = (
 
 def _portal_sso(
     raw: Any, path: tuple[str, ...], targets: Mapping[str, Target]
-) -> PortalSsoConfig | None:
-    if raw is None:
-        return None
+) -> PortalSsoConfig:
     settings = checked_mapping(raw, path, _SSO_KEYS)
     departments = settings.get("departments", {})
     if not isinstance(departments, Mapping):
@@ -125,9 +129,8 @@ def _portal_sso(
             )
         if target not in targets:
             raise ConfigError(
-                f"unknown target {target!r}; known targets are: "
-                f"{', '.join(sorted(targets)) or 'none'} (single sign-on "
-                "cannot stay on the portal)",
+                f"{unknown_target(target, targets)} (single sign-on cannot stay "
+                "on the portal)",
                 (*path, "departments", str(label)),
             )
     portal_idps = settings.get("portal_idps", {})
@@ -158,8 +161,12 @@ def _portal_sso(
     return PortalSsoConfig(
         departments={str(k): v for k, v in departments.items()},
         ask_user=ask_user,
-        session_lifetime=seconds(settings, "session_lifetime", path, 600.0, zero=False),
-        token_lifetime=seconds(settings, "token_lifetime", path, 120.0, zero=False),
+        session_lifetime=seconds(
+            settings, "session_lifetime", path, DEFAULT_SESSION_LIFETIME, zero=False
+        ),
+        token_lifetime=seconds(
+            settings, "token_lifetime", path, DEFAULT_TOKEN_LIFETIME, zero=False
+        ),
         portal_idps=dict(portal_idps),
         realm_page_name=text(
             settings, "realm_page_name", path, DEFAULT_REALM_PAGE_NAME
@@ -184,14 +191,21 @@ def parse_portal(
             "and no pool places them",
             (*path, "unplaced_message"),
         )
+    sso = settings.get("sso")
     return PortalConfig(
         engine=engine,
         unplaced_message=message,
-        proxy_timeout=seconds(settings, "proxy_timeout", path, 10.0, zero=False),
-        health_check_interval=seconds(
-            settings, "health_check_interval", path, 30.0, zero=True
+        proxy_timeout=seconds(
+            settings, "proxy_timeout", path, DEFAULT_PROXY_TIMEOUT, zero=False
         ),
-        sso=_portal_sso(settings.get("sso"), (*path, "sso"), targets),
+        health_check_interval=seconds(
+            settings,
+            "health_check_interval",
+            path,
+            DEFAULT_HEALTH_CHECK_INTERVAL,
+            zero=True,
+        ),
+        sso=None if sso is None else _portal_sso(sso, (*path, "sso"), targets),
     )
 
 
@@ -224,11 +238,6 @@ def parse_targets(raw: Any, path: tuple[str, ...]) -> dict[str, Target]:
                 "e.g. https://matrix.eng.example",
                 (*here, "base_url"),
             )
-        mode = settings.get("mode", MODE_REDIRECT)
-        if mode not in MODES:
-            raise ConfigError(
-                f"must be one of: {', '.join(MODES)}, not {mode!r}", (*here, "mode")
-            )
         public_name = settings.get("public_name", host_of(base_url))
         if not isinstance(public_name, str) or not public_name.strip():
             raise ConfigError(
@@ -240,7 +249,7 @@ def parse_targets(raw: Any, path: tuple[str, ...]) -> dict[str, Target]:
             name=name,
             base_url=base_url,
             identity_server=optional_url(settings, "identity_server", here),
-            mode=mode,
+            mode=one_of(settings, "mode", here, MODES, MODE_REDIRECT),
             public_name=public_name,
             proxy_url=optional_url(settings, "proxy_url", here) or base_url,
         )

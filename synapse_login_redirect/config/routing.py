@@ -16,6 +16,7 @@ from synapse_login_redirect.routing.directory import (
     Directory,
     DirectoryError,
     load_directory,
+    unknown_target,
 )
 from synapse_login_redirect.routing.engine import (
     SELF,
@@ -106,12 +107,8 @@ def _target(raw: Any, path: tuple[str, ...], known: frozenset[str]) -> str:
             path,
         )
     if not isinstance(raw, str) or raw not in known:
-        raise ConfigError(_unknown_target(raw, known), path)
+        raise ConfigError(unknown_target(raw, known), path)
     return raw
-
-
-def _unknown_target(name: Any, known: frozenset[str]) -> str:
-    return f"unknown target {name!r}; known targets are: {', '.join(sorted(known))}"
 
 
 def _names(
@@ -193,7 +190,7 @@ def _pool(raw: Any, path: tuple[str, ...], known: frozenset[str]) -> WeightedPoo
     for name, weight in raw.items():
         here = (*path, str(name))
         if name not in known:
-            raise ConfigError(_unknown_target(name, known), here)
+            raise ConfigError(unknown_target(name, known), here)
         if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
             raise ConfigError(
                 f"must be a whole number >= 0 (0 takes no new users), not {weight!r}",

@@ -11,6 +11,14 @@ import io
 import ipaddress
 
 from synapse_login_redirect._synapse import SynapseRequest
+from synapse_login_redirect.web.urls import (
+    DEPARTMENT_PARAM,
+    IDP_PARAM,
+    LOGIN_TOKEN_PARAM,
+    REDIRECT_URL_PARAM,
+    SESSION_PARAM,
+    USER_PARAM,
+)
 
 # A client's redirectUrl, as Synapse's confirmation page shows it.
 MAX_REDIRECT_URL_BYTES = 2048
@@ -27,12 +35,12 @@ MAX_LOGIN_TOKEN_BYTES = 1024
 
 # Form and query fields, by name.
 FIELD_LIMITS = {
-    "redirectUrl": MAX_REDIRECT_URL_BYTES,
-    "user": MAX_USER_BYTES,
-    "department": MAX_DEPARTMENT_BYTES,
-    "idp": MAX_IDP_ID_BYTES,
-    "session": MAX_SESSION_ID_BYTES,
-    "loginToken": MAX_LOGIN_TOKEN_BYTES,
+    REDIRECT_URL_PARAM: MAX_REDIRECT_URL_BYTES,
+    USER_PARAM: MAX_USER_BYTES,
+    DEPARTMENT_PARAM: MAX_DEPARTMENT_BYTES,
+    IDP_PARAM: MAX_IDP_ID_BYTES,
+    SESSION_PARAM: MAX_SESSION_ID_BYTES,
+    LOGIN_TOKEN_PARAM: MAX_LOGIN_TOKEN_BYTES,
 }
 # A request body: every field at its cap, percent-encoded, fits.
 MAX_BODY_BYTES = 16 * 1024

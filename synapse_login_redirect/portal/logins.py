@@ -28,7 +28,16 @@ from synapse_login_redirect._synapse import (
     login_address_limiter,
 )
 from synapse_login_redirect.config.portal import MODE_REDIRECT, PortalConfig, Target
-from synapse_login_redirect.gateway.request_body import peek_json_object, raw_body
+from synapse_login_redirect.gateway.login_body import (
+    PASSWORD_TYPE,
+    SSO_TYPE,
+    THIRDPARTY_ID,
+    TOKEN_TYPE,
+    USER_ID,
+    LoginBody,
+    read_login,
+)
+from synapse_login_redirect.gateway.request_body import raw_body
 from synapse_login_redirect.portal.health import TargetHealth
 from synapse_login_redirect.portal.proxy import LoginProxy, TargetError
 from synapse_login_redirect.routing.engine import (
@@ -43,12 +52,10 @@ from synapse_login_redirect.store.assignments import AssignmentStore
 from synapse_login_redirect.target.well_known import Advertisement, LoginAnswer
 from synapse_login_redirect.web.pages import Pages
 from synapse_login_redirect.web.redirect_policy import RedirectUrlPolicy
+from synapse_login_redirect.web.urls import login_url
 
 logger = logging.getLogger(__name__)
 
-PASSWORD_TYPE = "m.login.password"
-TOKEN_TYPE = "m.login.token"
-SSO_TYPE = "m.login.sso"
 _LOGIN_PATH = re.compile(rb"^/_matrix/client/(.+)/login$")
 
 
@@ -109,26 +116,22 @@ class Portal:
         own error, and an unknown identifier type, no user or no password is
         left to Synapse.
         """
-        body = peek_json_object(request)
-        if body.get("type") == TOKEN_TYPE:
-            return await self._token_login(request, body)
-        if body.get("type") != PASSWORD_TYPE:
+        login = read_login(request)
+        if login.type == TOKEN_TYPE:
+            return await self._token_login(request, login.token)
+        if login.type != PASSWORD_TYPE:
             return None
-        subject = subject_of(body)
-        if subject is None or not isinstance(body.get("password"), str):
+        subject = subject_of(login)
+        if subject is None or login.password is None:
             return None
         await self._limit_address(request.get_client_ip_if_available())
         decision = await self.decide(subject)
         if decision is None:
             raise SynapseError(403, self._unplaced_message, Codes.FORBIDDEN)
-        return await self._send(request, body, subject, decision)
+        return await self._send(request, subject, decision)
 
     async def _send(
-        self,
-        request: SynapseRequest,
-        body: dict[str, Any],
-        subject: LoginSubject,
-        decision: Decision,
+        self, request: SynapseRequest, subject: LoginSubject, decision: Decision
     ) -> LoginAnswer | None:
         """Hand the login on as ``decision`` says. A new pool assignment is
         stored as the login goes to its target: with the 307 (or before Synapse
@@ -145,7 +148,7 @@ class Portal:
         target = self._targets[decision.target]
         if target.mode == MODE_REDIRECT:
             version = _client_api_version(request)
-            location = f"{target.base_url}/_matrix/client/{version}/login"
+            location = login_url(target.base_url, version)
             request.responseHeaders.setRawHeaders(b"Location", [location.encode()])
             return 307, {}
         answer = await self._proxy_login(request, target)
@@ -154,7 +157,7 @@ class Portal:
         stored = await self._claim(subject, decision)
         if stored is decision:
             return answer
-        return await self._send(request, body, subject, stored)
+        return await self._send(request, subject, stored)
 
     async def decide(self, subject: LoginSubject) -> Decision | None:
         """Where ``subject``'s login goes, logged; None if unplaceable. A new
@@ -198,11 +201,10 @@ class Portal:
         return stored
 
     async def _token_login(
-        self, request: SynapseRequest, body: dict[str, Any]
+        self, request: SynapseRequest, token: str | None
     ) -> LoginAnswer | None:
         """Proxy a login token to the target that minted it; others stay here."""
-        token = body.get("token")
-        if self.sso is None or not isinstance(token, str):
+        if self.sso is None or token is None:
             return None
         await self._limit_address(request.get_client_ip_if_available())
         target = await self.sso.token_target(token)
@@ -260,48 +262,31 @@ class Portal:
                     providers.append(provider)
 
 
-def subject_of(body: Mapping[str, Any]) -> LoginSubject | None:
+def subject_of(login: LoginBody) -> LoginSubject | None:
     """Who a password login is for: a Matrix user or an email address.
 
-    Reads ``identifier`` (``m.id.user``, or ``m.id.thirdparty`` with medium
-    ``email``) or the deprecated top-level ``user`` / ``medium`` + ``address``.
-    None when the body names nobody the portal can route, or nobody who
-    could exist (``LoginSubject.is_plausible``).
+    Reads the identifier Synapse logs in (``m.id.user``, or
+    ``m.id.thirdparty`` with medium ``email``), so the portal routes the very
+    user the target will check. None when the body names nobody the portal
+    can route, or nobody who could exist (``LoginSubject.is_plausible``).
     """
-    subject = _named_subject(body)
+    subject = _named_subject(login)
     return subject if subject is not None and subject.is_plausible() else None
 
 
-def _named_subject(body: Mapping[str, Any]) -> LoginSubject | None:
-    identifier = _identifier(body)
-    if not isinstance(identifier, Mapping):
+def _named_subject(login: LoginBody) -> LoginSubject | None:
+    identifier = login.synapse_identifier
+    if identifier is None:
         return None
-    kind = identifier.get("type")
-    if kind == "m.id.user":
-        user = identifier.get("user")
-        if isinstance(user, str):
-            return LoginSubject.from_user(user.strip())
-    elif kind == "m.id.thirdparty" and identifier.get("medium") == "email":
-        address = identifier.get("address")
-        if isinstance(address, str):
-            return LoginSubject(email=address.strip())
+    if identifier.type == USER_ID and identifier.user is not None:
+        return LoginSubject.from_user(identifier.user.strip())
+    if (
+        identifier.type == THIRDPARTY_ID
+        and identifier.medium == "email"
+        and identifier.address is not None
+    ):
+        return LoginSubject(email=identifier.address.strip())
     return None
-
-
-def _identifier(body: Mapping[str, Any]) -> Any:
-    """The identifier Synapse logs in, in Synapse's order: the deprecated
-    top-level ``user``, then ``medium`` + ``address``, override ``identifier``
-    (so the portal routes the very user the target will check)."""
-    identifier = body.get("identifier")
-    if body.get("user"):
-        identifier = {"type": "m.id.user", "user": body["user"]}
-    if body.get("medium") and body.get("address"):
-        identifier = {
-            "type": "m.id.thirdparty",
-            "medium": body["medium"],
-            "address": body["address"],
-        }
-    return identifier
 
 
 def _client_api_version(request: SynapseRequest) -> str:

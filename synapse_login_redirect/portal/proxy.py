@@ -37,6 +37,7 @@ from zope.interface import implementer
 from synapse_login_redirect.config.portal import Target
 from synapse_login_redirect.gateway.limits import MAX_LOGIN_BODY
 from synapse_login_redirect.portal.deadlines import call_with_deadline
+from synapse_login_redirect.web.urls import login_url
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class LoginProxy:
         )
         if user_agent is not None:
             headers.setRawHeaders(b"User-Agent", [user_agent])
-        url = f"{target.proxy_url}/_matrix/client/{version}/login"
+        url = login_url(target.proxy_url, version)
         try:
             code, raw = await self._request(target, b"POST", url, headers, body)
             answer = _json_object(raw)

@@ -92,7 +92,7 @@ def _parse_lines(
         user, target_name = fields
         target = targets.get(target_name)
         if target is None:
-            problems.add(lineno, _unknown_target(target_name, targets))
+            problems.add(lineno, unknown_target(target_name, targets))
             continue
         if user[0] == "@" and ":" not in user:
             problems.add(
@@ -115,5 +115,7 @@ def _without_comment(fields: list[str]) -> list[str]:
     return fields
 
 
-def _unknown_target(name: str, targets: Collection[str]) -> str:
-    return f"unknown target {name!r}; known targets are: {', '.join(sorted(targets))}"
+def unknown_target(name: object, targets: Collection[str]) -> str:
+    """What a config error says of a target name that is not in ``targets``."""
+    known = ", ".join(sorted(targets)) or "none"
+    return f"unknown target {name!r}; known targets are: {known}"

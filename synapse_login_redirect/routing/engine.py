@@ -49,14 +49,13 @@ from synapse_login_redirect.routing.directory import Directory
 
 __all__ = [
     "SELF",
-    "AssignmentStore",
+    "Assignments",
     "AttributeRule",
     "Decision",
     "DirectoryRule",
     "EmailDomainRule",
     "LocalpartRule",
     "LoginSubject",
-    "MemoryAssignmentStore",
     "Rule",
     "RoutingEngine",
     "ServerNameRule",
@@ -356,19 +355,6 @@ class RoutingEngine:
     def _decisions(self, reason: str, new: bool = False) -> dict[str, Decision]:
         return {t: Decision(t, reason, new) for t in self.known_targets}
 
-    def decide(
-        self,
-        subject: LoginSubject,
-        *,
-        assignment: str | None = None,
-        unhealthy: Collection[str] = (),
-    ) -> Decision | None:
-        """Where ``subject`` goes, given its stored pool ``assignment``, if any."""
-        decision = self.match_rules(subject)
-        if decision is not None:
-            return decision
-        return self.assign(subject.user_key, assignment=assignment, unhealthy=unhealthy)
-
     def match_rules(self, subject: LoginSubject) -> Decision | None:
         """The decision of the first rule that matches, if any."""
         for rule, decisions in self._rules:
@@ -412,7 +398,7 @@ class RoutingEngine:
         return f"pool ({'; '.join(notes)})"
 
 
-class AssignmentStore(Protocol):
+class Assignments(Protocol):
     """Where callers keep pool assignments, by ``LoginSubject.user_key``."""
 
     async def get(self, user_key: str) -> str | None: ...
@@ -423,28 +409,12 @@ class AssignmentStore(Protocol):
         ...
 
 
-class MemoryAssignmentStore:
-    """An ``AssignmentStore`` in a dict, for tests."""
-
-    def __init__(self) -> None:
-        self.assignments: dict[str, str] = {}
-
-    async def get(self, user_key: str) -> str | None:
-        return self.assignments.get(user_key)
-
-    async def claim(self, user_key: str, target: str, replacing: str | None) -> str:
-        if self.assignments.get(user_key) == replacing:
-            self.assignments[user_key] = target
-        return self.assignments[user_key]
-
-
 async def route(
     engine: RoutingEngine,
     subject: LoginSubject,
-    store: AssignmentStore,
+    store: Assignments,
     *,
     unhealthy: Collection[str] = (),
-    remember: bool = True,
 ) -> Decision | None:
     """Decide for ``subject``, reading its stored pool assignment if no rule
     matches. A new assignment is not stored: see ``claim``."""
@@ -461,7 +431,7 @@ async def route(
 async def claim(
     engine: RoutingEngine,
     subject: LoginSubject,
-    store: AssignmentStore,
+    store: Assignments,
     decision: Decision,
 ) -> Decision:
     """Store a new pool assignment of ``route``'s, unless another process

@@ -34,7 +34,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from synapse.module_api import DirectServeHtmlResource, ModuleApi
 from synapse.module_api.errors import Codes, ConfigError, SynapseError
@@ -56,19 +56,36 @@ from synapse_login_redirect.gateway.limits import oversized, rate_limit_key
 from synapse_login_redirect.gateway.request_body import query_arg
 from synapse_login_redirect.routing.engine import SELF, Decision, LoginSubject
 from synapse_login_redirect.sso.sessions import (
-    LOGIN_TOKEN_PARAM,
     PAGES_PATH,
     REFUSALS,
+    SIGN_IN_FAILED,
+    SIGN_IN_UNAVAILABLE,
     UNKNOWN_SESSION,
     BrowserSessions,
 )
 from synapse_login_redirect.store.sso import REFUSED_USED, SsoStore
-from synapse_login_redirect.web.pages import Pages, PageTree, forbid_leaks
+from synapse_login_redirect.web.pages import (
+    PageError,
+    Pages,
+    PageTree,
+    check_redirect_url,
+    forbid_leaks,
+)
 from synapse_login_redirect.web.redirect_policy import (
     ClientWhitelist,
     RedirectUrlPolicy,
 )
-from synapse_login_redirect.web.urls import HOMESERVER_PARAM, add_query_params
+from synapse_login_redirect.web.urls import (
+    DEPARTMENT_PARAM,
+    HOMESERVER_PARAM,
+    IDP_PARAM,
+    LOGIN_TOKEN_PARAM,
+    REDIRECT_URL_PARAM,
+    SESSION_PARAM,
+    USER_PARAM,
+    add_query_params,
+    sso_redirect_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +113,11 @@ _UNPLACED = (
 
 class SsoPortal:
     """Single sign-on through the portal: the home-realm page, the portal's own
-    IdPs, and the bounce that sends each sign-in on to the user's target."""
+    IdPs, and the bounce that sends each sign-in on to the user's target.
+
+    A refusal raises ``PageError``; the entry point (the SSO redirect hook, a
+    page) answers with its error page.
+    """
 
     def __init__(
         self,
@@ -124,7 +145,6 @@ class SsoPortal:
         self._public_baseurl = api.public_baseurl.rstrip("/")
         self._sessions = BrowserSessions(
             self._store,
-            pages,
             config.session_lifetime,
             config.max_sessions,
             secure_cookie=self._public_baseurl.startswith("https://"),
@@ -147,11 +167,10 @@ class SsoPortal:
                 "the portal's own sign-in comes back to it without asking",
                 ("portal", "sso", "portal_idps"),
             )
-        refuse = self._refuse_oversized
         pages_by_name = {
-            REALM_PAGE: _Page(refuse, get=self.show_realm_page, post=self.choose_realm),
-            COMPLETE_PAGE: _Page(refuse, get=self.complete),
-            BOUNCE_PAGE: _Page(refuse, get=self.bounce),
+            REALM_PAGE: _Page(pages, get=self.show_realm_page, post=self.choose_realm),
+            COMPLETE_PAGE: _Page(pages, get=self.complete),
+            BOUNCE_PAGE: _Page(pages, get=self.bounce),
         }
         tree = PageTree(
             {name: cast(IResource, page) for name, page in pages_by_name.items()},
@@ -166,11 +185,14 @@ class SsoPortal:
         bounce URL), which Synapse's own SSO handles."""
 
         async def on_GET(request: SynapseRequest, idp_id: str | None = None) -> Any:
-            redirect_url = query_arg(request, "redirectUrl")
+            redirect_url = query_arg(request, REDIRECT_URL_PARAM)
             if redirect_url is not None and self._is_bounce(redirect_url):
                 return await original(request, idp_id=idp_id)
             forbid_leaks(request)
-            await self.start(request, idp_id)
+            try:
+                await self.start(request, idp_id)
+            except PageError as e:
+                self._pages.show(request, e)
             return None
 
         return on_GET
@@ -185,7 +207,7 @@ class SsoPortal:
         self._pages.error(
             request,
             400,
-            "Sign-in failed",
+            SIGN_IN_FAILED,
             "This sign-in did not start on this portal's pages. Please start "
             "again from your app.",
         )
@@ -198,9 +220,8 @@ class SsoPortal:
         """``GET /login/sso/redirect[/{idp}]`` at the portal: on to the realm page,
         or to the portal's own IdP with a new session."""
         raw_idp = None if idp_id is None else idp_id.encode("utf-8")
-        if self._refuse_oversized(request, idp=raw_idp):
-            return
-        redirect_url = query_arg(request, "redirectUrl")
+        _check_size(request, idp=raw_idp)
+        redirect_url = query_arg(request, REDIRECT_URL_PARAM)
         if redirect_url is None:  # as Synapse's own servlet answers
             raise SynapseError(
                 400,
@@ -209,22 +230,18 @@ class SsoPortal:
             )
         own_idp = idp_id if idp_id in self._config.portal_idps else None
         # Only a start that stores a session counts as a login attempt.
-        if await self._refuse_over_limit(request, count=own_idp is not None):
-            return
-        if self._pages.refuse_redirect_url(request, self._policy, redirect_url):
-            return
-        params = {"redirectUrl": redirect_url}
+        await self._check_limit(request, count=own_idp is not None)
+        check_redirect_url(self._policy, redirect_url)
+        params = {REDIRECT_URL_PARAM: redirect_url}
         if idp_id == REALM_IDP_ID:
             idp_id = None
         elif idp_id is not None:
-            params["idp"] = idp_id
+            params[IDP_PARAM] = idp_id
         if own_idp is not None:
             session = await self._sessions.start(request, None, own_idp, redirect_url)
-            if session is None:
-                return
-            bounce = f"{self._bounce_url}?" + urlencode({"session": session})
-            own_sso = f"/_matrix/client/v3/login/sso/redirect/{quote(own_idp, safe='')}"
-            _redirect(request, f"{own_sso}?" + urlencode({"redirectUrl": bounce}))
+            bounce = f"{self._bounce_url}?" + urlencode({SESSION_PARAM: session})
+            own_sso = sso_redirect_path(own_idp)
+            _redirect(request, f"{own_sso}?" + urlencode({REDIRECT_URL_PARAM: bounce}))
             return
         _redirect(request, f"{REALM_PATH}?{urlencode(params)}")
 
@@ -239,19 +256,16 @@ class SsoPortal:
         return None if name is None else self._targets.get(name)
 
     async def show_realm_page(self, request: SynapseRequest) -> None:
-        redirect_url = query_arg(request, "redirectUrl")
+        redirect_url = query_arg(request, REDIRECT_URL_PARAM)
         if redirect_url is None:
-            self._pages.error(
-                request,
+            raise PageError(
                 400,
                 "Missing redirectUrl",
                 "Start signing in from your app: it tells the portal where to "
                 "return to.",
             )
-            return
-        if self._pages.refuse_redirect_url(request, self._policy, redirect_url):
-            return
-        self._realm_page(request, 200, redirect_url, query_arg(request, "idp"))
+        check_redirect_url(self._policy, redirect_url)
+        self._realm_page(request, 200, redirect_url, query_arg(request, IDP_PARAM))
 
     def _realm_page(
         self,
@@ -277,43 +291,37 @@ class SsoPortal:
 
         Counts as a login attempt, before anything is looked up or stored.
         """
-        if await self._refuse_over_limit(request, count=True):
-            return
-        redirect_url = query_arg(request, "redirectUrl")
+        await self._check_limit(request, count=True)
+        redirect_url = query_arg(request, REDIRECT_URL_PARAM)
         if redirect_url is None:
             await self.show_realm_page(request)
             return
-        if self._pages.refuse_redirect_url(request, self._policy, redirect_url):
-            return
-        idp_id = query_arg(request, "idp") or None
+        check_redirect_url(self._policy, redirect_url)
+        idp_id = query_arg(request, IDP_PARAM) or None
         target_name, assign_user_key, problem = await self._place(request)
         if target_name is None:
             self._realm_page(request, 403, redirect_url, idp_id, error=problem)
             return
         target = self._targets[target_name]
-        if await self._refuse_failing(request, target):
-            return
+        await self._check_answering(target)
         session = await self._sessions.start(
             request, target.name, idp_id, redirect_url, assign_user_key
         )
-        if session is not None:
-            self._to_target(request, target, idp_id, session)
+        self._to_target(request, target, idp_id, session)
 
     async def bounce(self, request: SynapseRequest) -> None:
         """Back from the portal's own IdP: route the user's attributes."""
-        returned = await self._sessions.returned(request, self._store.pending_session)
-        if returned is None:
-            return
-        pending, session_id, login_token = returned
+        pending, session_id, login_token = await self._sessions.returned(
+            request, self._store.pending_session
+        )
         login = await consume_login_token(self._api, login_token)
         attributes = None
         if login is not None and login.idp_id == pending.idp_id:
-            started = pending.expires_ts - int(self._config.session_lifetime * 1000)
+            started = self._sessions.started_ts(pending)
             attributes = await self._claims(login, started)
         localpart = _localpart(None if login is None else login.user_id)
         if attributes is None or localpart is None:
-            self._pages.error(request, 403, "Sign-in failed", UNKNOWN_SESSION)
-            return
+            raise PageError(403, SIGN_IN_FAILED, UNKNOWN_SESSION)
         emails = attributes.get("email")
         subject = LoginSubject(
             localpart=localpart,
@@ -322,15 +330,12 @@ class SsoPortal:
         )
         decision = await self._router(subject)
         if decision is None or decision.target == SELF:
-            self._pages.error(request, 403, "Sign-in failed", _UNPLACED)
-            return
+            raise PageError(403, SIGN_IN_FAILED, _UNPLACED)
         target = self._targets[decision.target]
-        if await self._refuse_failing(request, target):
-            return
+        await self._check_answering(target)
         assign_user_key = _assign_user_key(subject, decision)
         if not await self._store.set_target(session_id, target.name, assign_user_key):
-            self._pages.error(request, 403, "Sign-in failed", REFUSALS[REFUSED_USED])
-            return
+            raise PageError(403, SIGN_IN_FAILED, REFUSALS[REFUSED_USED])
         idp_id = self._config.portal_idps.get(pending.idp_id or "")
         self._to_target(request, target, idp_id, session_id)
 
@@ -358,25 +363,8 @@ class SsoPortal:
             await self._api.sleep(ATTRIBUTE_WAIT_SECONDS)
         return None
 
-    def _refuse_oversized(
-        self, request: SynapseRequest, **fields: bytes | None
-    ) -> bool:
-        """An error page if the request is beyond the caps of ``gateway.limits``."""
-        refusal = oversized(request, **fields)
-        if refusal is None:
-            return False
-        code, reason = refusal
-        logger.info("Refused an oversized SSO request: %s", reason)
-        self._pages.error(
-            request,
-            code,
-            "Sign-in failed",
-            f"{reason} Please start again from your app.",
-        )
-        return True
-
-    async def _refuse_over_limit(self, request: SynapseRequest, *, count: bool) -> bool:
-        """A 429 page if the browser's address is over Synapse's
+    async def _check_limit(self, request: SynapseRequest, *, count: bool) -> None:
+        """A 429 ``PageError`` if the browser's address is over Synapse's
         ``rc_login.address`` limit (an IPv6 address's /64 counts as one);
         ``count`` makes this request an attempt."""
         address = rate_limit_key(request.get_client_ip_if_available())
@@ -384,29 +372,24 @@ class SsoPortal:
             await self._limit_address(address, update=count)
         except LimitExceededError as e:
             seconds = max(1, math.ceil((e.retry_after_ms or 0) / 1000))
-            request.setHeader(b"Retry-After", str(seconds).encode("ascii"))  # type: ignore[no-untyped-call]
             wait = f"{seconds} seconds" if seconds < 120 else f"{seconds // 60} minutes"
-            self._pages.error(
-                request,
+            raise PageError(
                 429,
                 "Too many sign-in attempts",
                 f"Too many sign-in attempts came from your network. Please try "
                 f"again in {wait}.",
-            )
-            return True
-        return False
+                {b"Retry-After": str(seconds).encode("ascii")},
+            ) from None
 
-    async def _refuse_failing(self, request: SynapseRequest, target: Target) -> bool:
-        if not await self._is_failing(target.name):
-            return False
-        self._pages.error(
-            request,
-            503,
-            "Sign-in unavailable",
-            f"The homeserver {target.public_name} is not answering right now. "
-            "Please try again later.",
-        )
-        return True
+    async def _check_answering(self, target: Target) -> None:
+        """A 503 ``PageError`` if health checks find ``target`` failing."""
+        if await self._is_failing(target.name):
+            raise PageError(
+                503,
+                SIGN_IN_UNAVAILABLE,
+                f"The homeserver {target.public_name} is not answering right "
+                "now. Please try again later.",
+            )
 
     def _to_target(
         self,
@@ -417,13 +400,11 @@ class SsoPortal:
     ) -> None:
         """On to the target's own SSO, coming back to the completion URL."""
         completion = f"{self._public_baseurl}{COMPLETE_PATH}?" + urlencode(
-            {"session": session_id}
+            {SESSION_PARAM: session_id}
         )
-        sso_path = "/_matrix/client/v3/login/sso/redirect"
-        if idp_id:
-            sso_path += "/" + quote(idp_id, safe="")
+        sso_path = sso_redirect_path(idp_id or None)
         location = f"{target.base_url}{sso_path}?" + urlencode(
-            {"redirectUrl": completion}
+            {REDIRECT_URL_PARAM: completion}
         )
         logger.info("SSO sign-in %s goes to %s", session_id[:8], target.name)
         _redirect(request, location)
@@ -433,8 +414,8 @@ class SsoPortal:
     ) -> tuple[str | None, str | None, str]:
         """The target for the realm form's answer and the user key of a new pool
         assignment to it, or None, None and what to say."""
-        department = (query_arg(request, "department") or "").strip()
-        user = (query_arg(request, "user") or "").strip()
+        department = (query_arg(request, DEPARTMENT_PARAM) or "").strip()
+        user = (query_arg(request, USER_PARAM) or "").strip()
         if department:
             target = self._config.departments.get(department)
             if target is None:
@@ -463,20 +444,17 @@ class SsoPortal:
 
     async def complete(self, request: SynapseRequest) -> None:
         """The target sent the browser back: pass the token on to the client."""
-        returned = await self._sessions.returned(request, self._store.complete_session)
-        if returned is None:
-            return
-        completion, session_id, login_token = returned
+        completion, session_id, login_token = await self._sessions.returned(
+            request, self._store.complete_session
+        )
         assert completion.target is not None
         assert completion.client_redirect_url is not None
         target = self._targets.get(completion.target)
         if target is None:  # removed from the config since the session began
-            self._pages.error(request, 403, "Sign-in failed", UNKNOWN_SESSION)
-            return
+            raise PageError(403, SIGN_IN_FAILED, UNKNOWN_SESSION)
         client_url = completion.client_redirect_url
         # Judged again: the policy may have changed since the session began.
-        if self._pages.refuse_redirect_url(request, self._policy, client_url):
-            return
+        check_redirect_url(self._policy, client_url)
         lifetime_ms = int(self._config.token_lifetime * 1000)
         await self._store.remember_token(login_token, target.name, lifetime_ms)
         if completion.assign_user_key is not None:  # a new pool user signed in
@@ -503,30 +481,50 @@ def _redirect(request: SynapseRequest, location: str) -> None:
     request.finish()
 
 
+def _check_size(request: SynapseRequest, **fields: bytes | None) -> None:
+    """A ``PageError`` if the request is beyond the caps of ``gateway.limits``."""
+    refusal = oversized(request, **fields)
+    if refusal is None:
+        return
+    code, reason = refusal
+    logger.info("Refused an oversized SSO request: %s", reason)
+    raise PageError(code, SIGN_IN_FAILED, f"{reason} Please start again from your app.")
+
+
 class _Page(DirectServeHtmlResource):
-    """An HTML page of the portal: GET, and POST for forms, each answered
-    unless ``refuse`` sent an error page instead."""
+    """An HTML page of the portal: GET, and POST for forms, each answered by
+    its handler, or by the error page of the ``PageError`` it raised (also for
+    a request beyond the caps of ``gateway.limits``)."""
 
     def __init__(
         self,
-        refuse: Callable[[SynapseRequest], bool],
+        pages: Pages,
         get: Callable[[SynapseRequest], Awaitable[None]],
         post: Callable[[SynapseRequest], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__()
-        self._refuse = refuse
+        self._pages = pages
         self._get = get
         self._post = post
 
     async def _async_render_GET(self, request: SynapseRequest) -> None:
-        if not self._refuse(request):
-            await self._get(request)
+        await self._answer(request, self._get)
 
     async def _async_render_POST(self, request: SynapseRequest) -> None:
         if self._post is None:
             raise SynapseError(405, "Method not allowed", Codes.UNRECOGNIZED)
-        if not self._refuse(request):
-            await self._post(request)
+        await self._answer(request, self._post)
+
+    async def _answer(
+        self,
+        request: SynapseRequest,
+        handler: Callable[[SynapseRequest], Awaitable[None]],
+    ) -> None:
+        try:
+            _check_size(request)
+            await handler(request)
+        except PageError as e:
+            self._pages.show(request, e)
 
 
 def _localpart(user_id: str | None) -> str | None:

@@ -2,32 +2,42 @@
 
 A session starts at the portal and must come back, once and before it expires,
 to the portal's pages in the same browser: the cookie holds a nonce whose hash
-the database keeps. Refusals get an error page a user can act on.
+the database keeps. Refusals raise ``PageError``: an error page a user can
+act on.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from synapse_login_redirect._synapse import SynapseRequest
 from synapse_login_redirect.gateway.request_body import query_arg
 from synapse_login_redirect.store.sso import (
     REFUSED_EXPIRED,
     REFUSED_OTHER_BROWSER,
+    REFUSED_UNKNOWN,
     REFUSED_USED,
     Completion,
+    Refusal,
     SsoStore,
 )
-from synapse_login_redirect.web.pages import Pages
+from synapse_login_redirect.web.pages import PageError
+from synapse_login_redirect.web.urls import LOGIN_TOKEN_PARAM, SESSION_PARAM
 
 logger = logging.getLogger(__name__)
 
 PAGES_PATH = "/_synapse/client/login_redirect/"
 COOKIE_PREFIX = "login_redirect_sso_"
-LOGIN_TOKEN_PARAM = "loginToken"
+# Titles of the sign-in pages' error pages.
+SIGN_IN_FAILED = "Sign-in failed"
+SIGN_IN_UNAVAILABLE = "Sign-in unavailable"
 
-REFUSALS = {
+UNKNOWN_SESSION = (
+    "This sign-in link is not valid here. Please start again from your app."
+)
+REFUSALS: Mapping[Refusal, str] = {
+    REFUSED_UNKNOWN: UNKNOWN_SESSION,
     REFUSED_EXPIRED: "This sign-in took too long. Please start again from your app.",
     REFUSED_USED: "This sign-in link was already used. Please start again from your app.",
     REFUSED_OTHER_BROWSER: (
@@ -35,9 +45,6 @@ REFUSALS = {
         "browser where you started, or start again from your app."
     ),
 }
-UNKNOWN_SESSION = (
-    "This sign-in link is not valid here. Please start again from your app."
-)
 _FULL = "Too many sign-ins are in progress. Please try again in a few minutes."
 
 # A store method checking a session: (session id, cookie nonce) -> the outcome.
@@ -50,13 +57,11 @@ class BrowserSessions:
     def __init__(
         self,
         store: SsoStore,
-        pages: Pages,
         lifetime: float,
         max_sessions: int,
         secure_cookie: bool,
     ) -> None:
         self._store = store
-        self._pages = pages
         self._lifetime = lifetime
         self._max_sessions = max_sessions
         self._secure_cookie = secure_cookie
@@ -68,15 +73,17 @@ class BrowserSessions:
         idp_id: str | None,
         redirect_url: str,
         assign_user_key: str | None = None,
-    ) -> str | None:
-        """A new session, bound to this browser by a cookie; its id, or None
-        once an error page is sent (too many sessions in progress)."""
+    ) -> str:
+        """A new session, bound to this browser by a cookie: its id.
+
+        Raises ``PageError`` when too many sessions are in progress.
+        """
         session = await self._store.start_session(
             target,
             idp_id,
             redirect_url,
             assign_user_key,
-            lifetime_ms=int(self._lifetime * 1000),
+            lifetime_ms=self._lifetime_ms,
             max_sessions=self._max_sessions,
         )
         if session is None:
@@ -84,28 +91,32 @@ class BrowserSessions:
                 "SSO sign-in refused: %d sign-ins in progress (portal.sso.max_sessions)",
                 self._max_sessions,
             )
-            self._pages.error(request, 503, "Sign-in unavailable", _FULL)
-            return None
+            raise PageError(503, SIGN_IN_UNAVAILABLE, _FULL)
         self._set_cookie(request, session.session_id, session.nonce, self._lifetime)
         return session.session_id
 
     async def returned(
         self, request: SynapseRequest, check: SessionCheck
-    ) -> tuple[Completion, str, str] | None:
+    ) -> tuple[Completion, str, str]:
         """A sign-in coming back with a session and a login token: the checked
-        session, its id and the token; None once an error page is sent."""
-        session_id = query_arg(request, "session")
+        session, its id and the token. Raises ``PageError`` if refused."""
+        session_id = query_arg(request, SESSION_PARAM)
         login_token = query_arg(request, LOGIN_TOKEN_PARAM)
         if session_id is None or login_token is None:
-            self._pages.error(request, 400, "Sign-in failed", UNKNOWN_SESSION)
-            return None
+            raise PageError(400, SIGN_IN_FAILED, UNKNOWN_SESSION)
         checked = await check(session_id, self._nonce(request, session_id))
         if checked.refusal is not None:
             logger.info("SSO session refused: %s", checked.refusal)
-            message = REFUSALS.get(checked.refusal, UNKNOWN_SESSION)
-            self._pages.error(request, 403, "Sign-in failed", message)
-            return None
+            raise PageError(403, SIGN_IN_FAILED, REFUSALS[checked.refusal])
         return checked, session_id, login_token
+
+    def started_ts(self, session: Completion) -> int:
+        """When ``session`` started (ms)."""
+        return session.expires_ts - self._lifetime_ms
+
+    @property
+    def _lifetime_ms(self) -> int:
+        return int(self._lifetime * 1000)
 
     def forget(self, request: SynapseRequest, session_id: str) -> None:
         """Drop the session's cookie from the browser."""

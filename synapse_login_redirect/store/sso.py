@@ -19,6 +19,7 @@ import hmac
 import json
 import secrets
 from collections.abc import Callable, Mapping
+from typing import Final, Literal
 
 import attr
 from synapse.module_api import LoggingTransaction, ModuleApi
@@ -52,15 +53,17 @@ class Completion:
     idp_id: str | None = None
     client_redirect_url: str | None = None
     expires_ts: int = 0
-    refusal: str | None = None  # one of the REFUSED_* values
+    refusal: Refusal | None = None
     # The user whose new pool assignment to the target completion stores.
     assign_user_key: str | None = None
 
 
-REFUSED_UNKNOWN = "unknown"
-REFUSED_EXPIRED = "expired"
-REFUSED_USED = "used"
-REFUSED_OTHER_BROWSER = "other browser"
+# Why a session was refused: one of the REFUSED_* values.
+Refusal = Literal["unknown", "expired", "used", "other browser"]
+REFUSED_UNKNOWN: Final = "unknown"
+REFUSED_EXPIRED: Final = "expired"
+REFUSED_USED: Final = "used"
+REFUSED_OTHER_BROWSER: Final = "other browser"
 
 
 class SsoStore:

@@ -9,7 +9,7 @@ the device and access token.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Final, Literal, get_args
 
 import attr
 from synapse.module_api import ModuleApi, UserID
@@ -20,10 +20,8 @@ from synapse_login_redirect._synapse import (
     SynapseRequest,
     appservice_of_request,
 )
-from synapse_login_redirect.gateway.request_body import (
-    peek_json_object,
-    replace_json_body,
-)
+from synapse_login_redirect.gateway.login_body import USER_ID, LoginBody, read_login
+from synapse_login_redirect.gateway.request_body import replace_json_body
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +31,11 @@ APPSERVICE_TYPES = (STABLE_TYPE, UNSTABLE_TYPE)
 # The spec's errcode (v1.17); older Synapse releases use an unstable name.
 APPSERVICE_LOGIN_UNSUPPORTED = "M_APPSERVICE_LOGIN_UNSUPPORTED"
 
-ERRORS_MSC2778 = "msc2778"
-ERRORS_SYNAPSE = "synapse"
+# Which errors refuse a bad appservice login: "msc2778", the MSC's codes
+# (checked by the module); "synapse", Synapse's own, untouched.
+ErrorStyle = Literal["msc2778", "synapse"]
+ERROR_STYLES: tuple[ErrorStyle, ...] = get_args(ErrorStyle)
+ERRORS_MSC2778: Final = "msc2778"
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -42,8 +43,7 @@ class AppserviceLoginConfig:
     """Which appservice login types the module handles, and with which errors."""
 
     types: tuple[str, ...] = APPSERVICE_TYPES
-    # "msc2778": the MSC's codes; "synapse": Synapse's own, untouched.
-    errors: str = ERRORS_MSC2778
+    errors: ErrorStyle = ERRORS_MSC2778
 
 
 def _forbidden(message: str) -> SynapseError:
@@ -66,15 +66,15 @@ class AppserviceLogin:
 
         Requests of other login types are left alone.
         """
-        body = peek_json_object(request)
-        if body.get("type") not in self._config.types:
+        login = read_login(request)
+        if login.type not in self._config.types:
             return
         if self._config.errors == ERRORS_MSC2778:
-            await self._check(request, body)
-        if body["type"] == UNSTABLE_TYPE:
-            replace_json_body(request, {**body, "type": STABLE_TYPE})
+            await self._check(request, login)
+        if login.type == UNSTABLE_TYPE:
+            replace_json_body(request, {**login.fields, "type": STABLE_TYPE})
 
-    async def _check(self, request: SynapseRequest, body: dict[str, Any]) -> None:
+    async def _check(self, request: SynapseRequest, login: LoginBody) -> None:
         appservice = self._appservice_of(request)
         if appservice.msc4190_device_management:
             raise SynapseError(
@@ -83,7 +83,7 @@ class AppserviceLogin:
                 "cannot use appservice login; create devices with PUT /devices.",
                 APPSERVICE_LOGIN_UNSUPPORTED,
             )
-        user_id = self._user_id(body)
+        user_id = self._user_id(login)
         if not appservice.is_interested_in_user(user_id):
             raise SynapseError(
                 403,
@@ -100,7 +100,7 @@ class AppserviceLogin:
         if not await self._api.check_user_exists(user_id):
             raise _forbidden(
                 f"{user_id} is not registered; register it with POST /register "
-                "(type m.login.application_service) first"
+                f"(type {STABLE_TYPE}) first"
             )
 
     def _appservice_of(self, request: SynapseRequest) -> AppserviceView:
@@ -115,18 +115,18 @@ class AppserviceLogin:
             raise _forbidden("The access token is not an appservice's as_token")
         return appservice
 
-    def _user_id(self, body: dict[str, Any]) -> str:
+    def _user_id(self, login: LoginBody) -> str:
         """The full user ID from ``identifier`` (MSC2778 accepts only m.id.user)."""
-        identifier = body.get("identifier")
-        if not isinstance(identifier, dict):
+        identifier = login.identifier
+        if identifier is None:
             raise _invalid(
-                "Appservice login needs 'identifier': {'type': 'm.id.user', 'user': "
-                "...}; the top-level 'user' field is not accepted (MSC2778)"
+                f"Appservice login needs 'identifier': {{'type': '{USER_ID}', "
+                "'user': ...}; the top-level 'user' field is not accepted (MSC2778)"
             )
-        if identifier.get("type") != "m.id.user":
-            raise _invalid("Appservice login accepts only identifier type 'm.id.user'")
-        user = identifier.get("user")
-        if not isinstance(user, str) or not user:
+        if identifier.type != USER_ID:
+            raise _invalid(f"Appservice login accepts only identifier type '{USER_ID}'")
+        user = identifier.user
+        if not user:
             raise _invalid("'identifier.user' must be a user ID or a localpart")
         if not user.startswith("@"):
             return self._api.get_qualified_user_id(user)

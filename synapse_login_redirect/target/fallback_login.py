@@ -24,8 +24,8 @@ from synapse_login_redirect._synapse import (
     hide_query_args_from_log,
     serve_static_file,
 )
-from synapse_login_redirect.sso.sessions import LOGIN_TOKEN_PARAM
 from synapse_login_redirect.web.pages import forbid_leaks
+from synapse_login_redirect.web.urls import LOGIN_TOKEN_PARAM
 
 _CALL = "matrixLogin.onLogin(response);"
 _NEW_CALL = "loginRedirectOnLogin(response);"

@@ -20,16 +20,16 @@ from synapse_login_redirect._synapse import (
     SynapseRequest,
 )
 from synapse_login_redirect.gateway.request_body import query_arg
-from synapse_login_redirect.web.pages import Pages
+from synapse_login_redirect.web.pages import PageError, Pages, check_redirect_url
 from synapse_login_redirect.web.redirect_policy import (
     ClientWhitelist,
     RedirectUrlPolicy,
 )
-from synapse_login_redirect.web.urls import set_homeserver_param
+from synapse_login_redirect.web.urls import REDIRECT_URL_PARAM, set_homeserver_param
 
 logger = logging.getLogger(__name__)
 
-_REDIRECT_URL = b"redirectUrl"
+_REDIRECT_URL = REDIRECT_URL_PARAM.encode("ascii")
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -93,10 +93,12 @@ def hook_sso_redirect(
 
     def hook(original: RouteCallback) -> RouteCallback:
         async def on_GET(request: SynapseRequest, **kwargs: Any) -> Any:
-            redirect_url = query_arg(request, "redirectUrl")
-            if redirect_url is not None and pages.refuse_redirect_url(
-                request, policy, redirect_url, whitelist
-            ):
+            redirect_url = query_arg(request, REDIRECT_URL_PARAM)
+            try:
+                if redirect_url is not None:
+                    check_redirect_url(policy, redirect_url, whitelist)
+            except PageError as e:
+                pages.show(request, e)
                 return None
             if homeserver is not None:
                 rewrite_redirect_url(request, homeserver)
@@ -115,9 +117,12 @@ def sso_completion_guard(
     ``hook_sso_redirect`` checks ``redirectUrl``."""
 
     def guard(request: SynapseRequest, client_redirect_url: str) -> bool:
-        return not pages.refuse_redirect_url(
-            request, policy, client_redirect_url, whitelist
-        )
+        try:
+            check_redirect_url(policy, client_redirect_url, whitelist)
+        except PageError as e:
+            pages.show(request, e)
+            return False
+        return True
 
     return guard
 

@@ -42,6 +42,47 @@ NO_LEAK_HEADERS = (
 )
 
 
+class PageError(Exception):
+    """An error page to answer a browser with instead of going on: raised
+    where a request is refused, rendered by the entry point serving it
+    (``Pages.show``)."""
+
+    def __init__(
+        self,
+        code: int,
+        title: str,
+        message: str,
+        headers: Mapping[bytes, bytes] | None = None,
+    ) -> None:
+        super().__init__(f"{code} {title}: {message}")
+        self.code = code
+        self.title = title
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def check_redirect_url(
+    policy: RedirectUrlPolicy, url: str, whitelist: ClientWhitelist | None = None
+) -> None:
+    """Raise ``PageError`` if ``url`` is not an acceptable redirectUrl, or
+    would mislead Synapse's own match of ``whitelist``."""
+    reason = policy.refusal(url)
+    if reason is None and whitelist is not None and whitelist.misleads_synapse(url):
+        reason = (
+            "it starts like a client address this server trusts, but a "
+            "browser would go to another origin or path"
+        )
+    if reason is None:
+        return
+    logger.info("Refused SSO redirectUrl %r: %s", url[:200], reason)
+    raise PageError(
+        400,
+        "This app cannot sign in here",
+        f"The address the app asked to return to was refused: {reason}. "
+        "Please tell the app's developers or your administrator.",
+    )
+
+
 def forbid_leaks(request: Request) -> None:
     """This answer is neither stored nor named as referrer to other sites."""
     for name, value in NO_LEAK_HEADERS:
@@ -101,32 +142,11 @@ class Pages:
         )
         self._server_name = api.server_name
 
-    def refuse_redirect_url(
-        self,
-        request: SynapseRequest,
-        policy: RedirectUrlPolicy,
-        url: str,
-        whitelist: ClientWhitelist | None = None,
-    ) -> bool:
-        """Answer with an error page if ``url`` is not an acceptable redirectUrl,
-        or would mislead Synapse's own match of ``whitelist``."""
-        reason = policy.refusal(url)
-        if reason is None and whitelist is not None and whitelist.misleads_synapse(url):
-            reason = (
-                "it starts like a client address this server trusts, but a "
-                "browser would go to another origin or path"
-            )
-        if reason is None:
-            return False
-        logger.info("Refused SSO redirectUrl %r: %s", url[:200], reason)
-        self.error(
-            request,
-            400,
-            "This app cannot sign in here",
-            f"The address the app asked to return to was refused: {reason}. "
-            "Please tell the app's developers or your administrator.",
-        )
-        return True
+    def show(self, request: SynapseRequest, error: PageError) -> None:
+        """Answer with the error page of ``error``."""
+        for name, value in error.headers.items():
+            request.setHeader(name, value)  # type: ignore[no-untyped-call]
+        self.error(request, error.code, error.title, error.message)
 
     def error(
         self, request: SynapseRequest, code: int, title: str, message: str
@@ -162,7 +182,7 @@ class Pages:
     ) -> None:
         """Synapse's own "Continue to your account" page, for unlisted clients.
 
-        ``client_url`` must have passed ``refuse_redirect_url``.
+        ``client_url`` must have passed ``check_redirect_url``.
         """
         html = self._confirm.render(
             display_url=parse_client_url(client_url).shown_as,

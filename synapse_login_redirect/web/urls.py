@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import (
+    parse_qsl,
+    quote,
+    unquote_plus,
+    urlencode,
+    urlsplit,
+    urlunsplit,
+)
 
-HOMESERVER_PARAM = "homeserver"
+# Query and form parameters: of the SSO redirect, and of the portal's pages.
+REDIRECT_URL_PARAM = "redirectUrl"
+HOMESERVER_PARAM = "homeserver"  # MSC1731's, beside loginToken
+LOGIN_TOKEN_PARAM = "loginToken"
+SESSION_PARAM = "session"
+IDP_PARAM = "idp"
+DEPARTMENT_PARAM = "department"
+USER_PARAM = "user"
+
+SSO_REDIRECT_PATH = "/_matrix/client/v3/login/sso/redirect"
 # A fragment read as parameters, as clients with routes in the fragment do
 # (``#/login?a=1&b=2``, ``#a=1``): its "?"/"&" separated parts.
 _FRAGMENT_PART = re.compile(r"[^?&]*[?&]?")
@@ -53,6 +69,18 @@ def set_homeserver_param(redirect_url: str, homeserver: str) -> str | None:
     if not parts.scheme:
         return None
     return add_query_params(redirect_url, [(HOMESERVER_PARAM, homeserver)])
+
+
+def login_url(base_url: str, version: str) -> str:
+    """The ``/login`` URL of a homeserver, at a client API version (``v3``...)."""
+    return f"{base_url}/_matrix/client/{version}/login"
+
+
+def sso_redirect_path(idp_id: str | None) -> str:
+    """The path of SSO sign-in: at ``idp_id``, or at the homeserver's choice."""
+    if idp_id is None:
+        return SSO_REDIRECT_PATH
+    return f"{SSO_REDIRECT_PATH}/{quote(idp_id, safe='')}"
 
 
 def host_of(base_url: str) -> str:

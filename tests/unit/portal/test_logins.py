@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from synapse_login_redirect.gateway.login_body import LoginBody
 from synapse_login_redirect.portal.logins import Portal, subject_of
 from synapse_login_redirect.routing.engine import LoginSubject
 
@@ -61,7 +62,7 @@ from synapse_login_redirect.routing.engine import LoginSubject
     ],
 )
 def test_routable_identifiers(body: dict[str, Any], subject: LoginSubject) -> None:
-    assert subject_of(body) == subject
+    assert subject_of(LoginBody.of(body)) == subject
 
 
 @pytest.mark.parametrize(
@@ -93,7 +94,7 @@ def test_routable_identifiers(body: dict[str, Any], subject: LoginSubject) -> No
     ],
 )
 def test_unroutable_bodies_are_left_to_synapse(body: dict[str, Any]) -> None:
-    assert subject_of(body) is None
+    assert subject_of(LoginBody.of(body)) is None
 
 
 REALM = {"id": "login-redirect-realm", "name": "Choose your organisation"}

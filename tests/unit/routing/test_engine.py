@@ -6,7 +6,7 @@ import asyncio
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ from synapse_login_redirect.config.routing import parse_routing
 from synapse_login_redirect.routing.engine import (
     Decision,
     LoginSubject,
-    MemoryAssignmentStore,
     RoutingEngine,
     WeightedPool,
     claim,
@@ -29,6 +28,21 @@ from synapse_login_redirect.routing.engine import (
 TARGETS = ("eng", "hist", "phys")
 KNOWN = "eng, hist, phys, self"
 USERS = [f"user{i}" for i in range(300)]
+
+
+class MemoryAssignmentStore:
+    """The routing core's ``Assignments`` in a dict."""
+
+    def __init__(self) -> None:
+        self.assignments: dict[str, str] = {}
+
+    async def get(self, user_key: str) -> str | None:
+        return self.assignments.get(user_key)
+
+    async def claim(self, user_key: str, target: str, replacing: str | None) -> str:
+        if self.assignments.get(user_key) == replacing:
+            self.assignments[user_key] = target
+        return self.assignments[user_key]
 
 
 def engine(raw: Mapping[str, Any]) -> RoutingEngine:
@@ -43,6 +57,20 @@ def rule_target(raw_rule: Mapping[str, Any], subject: LoginSubject) -> str | Non
 def picks(pool: Mapping[str, int], unhealthy: Sequence[str] = ()) -> list[str | None]:
     weighted = WeightedPool(pool)
     return [weighted.pick(user, unhealthy) for user in USERS]
+
+
+def decide(
+    routing: RoutingEngine,
+    subject: LoginSubject,
+    *,
+    assignment: str | None = None,
+    unhealthy: Collection[str] = (),
+) -> Decision | None:
+    """``route``'s decision, with ``assignment`` stored for the subject."""
+    store = MemoryAssignmentStore()
+    if assignment is not None and subject.user_key is not None:
+        store.assignments[subject.user_key] = assignment
+    return asyncio.run(route(routing, subject, store, unhealthy=unhealthy))
 
 
 # The login subject.
@@ -175,7 +203,7 @@ def test_rule_reasons(tmp_path: Path) -> None:
         LoginSubject(attributes={"dept": ["philosophy"]}),
         LoginSubject.from_user("dora"),
     ]
-    assert [routing.decide(subject) for subject in subjects] == [
+    assert [decide(routing, subject) for subject in subjects] == [
         Decision("eng", "rules[0]: server_name is eng.example"),
         Decision("eng", "rules[1]: server_name is one of a.example, b.example"),
         Decision("hist", "rules[2]: localpart matches '^hist-.*'"),
@@ -198,21 +226,21 @@ def test_first_matching_rule_wins() -> None:
             ]
         }
     )
-    decision = routing.decide(LoginSubject.from_user("@hist-a:eng.example"))
+    decision = decide(routing, LoginSubject.from_user("@hist-a:eng.example"))
     assert decision == Decision("hist", "rules[0]: localpart matches 'hist-.*'")
 
 
 def test_a_rule_beats_the_sticky_assignment() -> None:
     routing = engine({"rules": [{"localpart": "a", "target": "eng"}]})
-    decision = routing.decide(LoginSubject.from_user("a"), assignment="hist")
+    decision = decide(routing, LoginSubject.from_user("a"), assignment="hist")
     assert decision is not None and decision.target == "eng"
 
 
 def test_no_rule_and_no_pool_is_no_decision() -> None:
     routing = engine({"rules": [{"localpart": "a", "target": "eng"}]})
-    assert routing.decide(LoginSubject.from_user("b")) is None
-    assert engine({}).decide(LoginSubject.from_user("b")) is None
-    assert parse_routing(None, TARGETS).decide(LoginSubject.from_user("b")) is None
+    assert decide(routing, LoginSubject.from_user("b")) is None
+    assert decide(engine({}), LoginSubject.from_user("b")) is None
+    assert decide(parse_routing(None, TARGETS), LoginSubject.from_user("b")) is None
 
 
 # Sticky assignments.
@@ -222,21 +250,21 @@ def test_sticky_assignment_survives_pool_changes() -> None:
     subject = LoginSubject.from_user("alice")
     sticky = Decision("hist", "sticky assignment")
     for pool in ({"hist": 1}, {"hist": 0, "eng": 1}, {"eng": 1}, {}):
-        assert engine({"pool": pool}).decide(subject, assignment="hist") == sticky
+        assert decide(engine({"pool": pool}), subject, assignment="hist") == sticky
 
 
 def test_sticky_target_is_used_even_when_unhealthy() -> None:
     # The account lives there: another target would be a different account.
     routing = engine({"pool": {"eng": 1, "hist": 1}})
-    decision = routing.decide(
-        LoginSubject.from_user("a"), assignment="hist", unhealthy={"hist"}
+    decision = decide(
+        routing, LoginSubject.from_user("a"), assignment="hist", unhealthy={"hist"}
     )
     assert decision == Decision("hist", "sticky assignment")
 
 
 def test_assignment_to_an_unknown_target_is_replaced() -> None:
     routing = engine({"pool": {"eng": 1}})
-    decision = routing.decide(LoginSubject.from_user("a"), assignment="gone")
+    decision = decide(routing, LoginSubject.from_user("a"), assignment="gone")
     assert decision == Decision(
         "eng",
         "pool (weights eng=1; previous target 'gone' is unknown)",
@@ -250,7 +278,7 @@ def test_assignment_to_an_unknown_target_is_replaced() -> None:
 
 def test_pool_pick_is_a_new_assignment() -> None:
     routing = engine({"pool": {"eng": 2, "hist": 1}})
-    decision = routing.decide(LoginSubject.from_user("alice"))
+    decision = decide(routing, LoginSubject.from_user("alice"))
     assert decision is not None
     assert decision.target in ("eng", "hist")
     assert decision.reason == "pool (weights eng=2, hist=1)"
@@ -269,7 +297,7 @@ def test_pool_shares_follow_the_weights() -> None:
 def test_pool_skips_unhealthy_targets_for_new_users() -> None:
     routing = engine({"pool": {"eng": 1, "hist": 1, "phys": 1}})
     subjects = [LoginSubject.from_user(user) for user in USERS]
-    decisions = [routing.decide(s, unhealthy={"eng", "hist"}) for s in subjects]
+    decisions = [decide(routing, s, unhealthy={"eng", "hist"}) for s in subjects]
     assert {d.target for d in decisions if d is not None} == {"phys"}
     assert decisions[0] == Decision(
         "phys",
@@ -281,14 +309,14 @@ def test_pool_skips_unhealthy_targets_for_new_users() -> None:
 def test_pool_without_an_available_target_is_no_decision() -> None:
     routing = engine({"pool": {"eng": 1, "hist": 0}})
     subject = LoginSubject.from_user("alice")
-    assert routing.decide(subject, unhealthy=["eng"]) is None
-    assert engine({"pool": {"eng": 0}}).decide(subject) is None
+    assert decide(routing, subject, unhealthy=["eng"]) is None
+    assert decide(engine({"pool": {"eng": 0}}), subject) is None
 
 
 def test_pool_needs_a_user_key() -> None:
     routing = engine({"pool": {"eng": 1}})
     only_claims = LoginSubject(attributes={"sub": ["1234"]})
-    assert routing.decide(only_claims) is None
+    assert decide(routing, only_claims) is None
 
 
 def test_pool_picks_are_the_same_in_every_process() -> None:
@@ -303,7 +331,7 @@ def test_two_engines_agree_whatever_the_config_order() -> None:
     second = engine({"pool": {"phys": 3, "hist": 1, "eng": 2}})
     for user in USERS:
         subject = LoginSubject.from_user(user)
-        one, other = first.decide(subject), second.decide(subject)
+        one, other = decide(first, subject), decide(second, subject)
         assert one is not None and other is not None
         assert one.target == other.target
 
