@@ -19,18 +19,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Collection
 
-from synapse.module_api import (
-    LoggingTransaction,
-    ModuleApi,
-    make_deferred_yieldable,
-    run_in_background,
-)
+from synapse.module_api import ModuleApi, make_deferred_yieldable, run_in_background
 from twisted.internet import defer
 
 from synapse_login_redirect.config.portal import Target
 from synapse_login_redirect.portal.proxy import TargetError
-from synapse_login_redirect.store.schema import TARGET_HEALTH
-from synapse_login_redirect.store.tables import module_tables, read_committed
+from synapse_login_redirect.store.tables import module_tables
+from synapse_login_redirect.store.target_health import TargetHealthTable
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +46,7 @@ class TargetHealth:
     ) -> None:
         """``check`` raises ``TargetError`` when a target fails its check."""
         self._api = api
-        self._tables = module_tables(api)
+        self._table = TargetHealthTable(module_tables(api))
         self._targets = tuple(targets)
         self._check_target = check
         interval_ms = int(interval_seconds * 1000)
@@ -76,11 +71,7 @@ class TargetHealth:
         if stale and not self._reading:  # others meanwhile use the last answer
             self._reading = True
             try:
-                failing = await self._tables.run(
-                    "login_redirect_read_health",
-                    _failing_targets,
-                    now - self._stale_ms,
-                )
+                failing = await self._table.failing(now - self._stale_ms)
             finally:
                 self._reading = False
             known = {t.name for t in self._targets}
@@ -114,12 +105,8 @@ class TargetHealth:
 
     async def _record(self, target: Target, healthy: bool, why: str = "") -> None:
         """Store a result; log it if it changes what the deployment knew."""
-        was_healthy = await self._tables.run(
-            "login_redirect_record_health",
-            _record,
-            target.name,
-            healthy,
-            self._api.get_current_time_msec(),
+        was_healthy = await self._table.record(
+            target.name, healthy, self._api.get_current_time_msec()
         )
         if not healthy and was_healthy is not False:
             logger.warning(
@@ -127,27 +114,3 @@ class TargetHealth:
             )
         elif healthy and was_healthy is False:
             logger.info("Target %s is healthy again", target.name)
-
-
-def _failing_targets(txn: LoggingTransaction, recorded_since: int) -> list[str]:
-    txn.execute(
-        f"SELECT target FROM {TARGET_HEALTH} WHERE NOT healthy AND checked_ts >= ?",
-        (recorded_since,),
-    )
-    return [str(row[0]) for row in txn.fetchall()]
-
-
-def _record(
-    txn: LoggingTransaction, target: str, healthy: bool, now: int
-) -> bool | None:
-    """Store a result; the one it replaces, if any."""
-    read_committed(txn)  # processes marking one target at once: no retries
-    txn.execute(f"SELECT healthy FROM {TARGET_HEALTH} WHERE target = ?", (target,))
-    row = txn.fetchone()
-    txn.execute(
-        f"INSERT INTO {TARGET_HEALTH} (target, healthy, checked_ts) VALUES (?, ?, ?)"
-        " ON CONFLICT (target) DO UPDATE"
-        " SET healthy = excluded.healthy, checked_ts = excluded.checked_ts",
-        (target, healthy, now),
-    )
-    return None if row is None else bool(row[0])

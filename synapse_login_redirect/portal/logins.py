@@ -39,7 +39,8 @@ from synapse_login_redirect.routing.engine import (
     route,
 )
 from synapse_login_redirect.sso.flow import SsoPortal
-from synapse_login_redirect.store.assignments import AssignmentStore
+from synapse_login_redirect.store.assignments import AssignmentTable
+from synapse_login_redirect.store.tables import module_tables
 from synapse_login_redirect.target.well_known import Advertisement, LoginAnswer
 from synapse_login_redirect.web.pages import Pages
 from synapse_login_redirect.web.redirect_policy import RedirectUrlPolicy
@@ -72,7 +73,7 @@ class Portal:
             name: Advertisement(t.base_url, t.identity_server, base_cs_url)
             for name, t in targets.items()
         }
-        self._store = AssignmentStore(api)
+        self._store = AssignmentTable(module_tables(api))
         self._limit_address = login_address_limiter(api)
         self._proxy = LoginProxy(config.proxy_timeout)
         pooled = [targets[n] for n in config.engine.pool.weights if n != SELF]

@@ -62,7 +62,10 @@ from synapse_login_redirect.sso.sessions import (
     UNKNOWN_SESSION,
     BrowserSessions,
 )
-from synapse_login_redirect.store.sso import REFUSED_USED, SsoStore
+from synapse_login_redirect.store.idp_claims import IdpClaimTable
+from synapse_login_redirect.store.login_tokens import LoginTokenTable
+from synapse_login_redirect.store.sso_sessions import REFUSED_USED, SsoSessionTable
+from synapse_login_redirect.store.tables import module_tables
 from synapse_login_redirect.web.pages import Pages, PageTree, forbid_leaks
 from synapse_login_redirect.web.redirect_policy import (
     ClientWhitelist,
@@ -120,10 +123,13 @@ class SsoPortal:
         self._policy = policy
         self._limit_address = limit_address
         self._assign = assign
-        self._store = SsoStore(api)
+        tables = module_tables(api)
+        self._session_table = SsoSessionTable(tables)
+        self._tokens = LoginTokenTable(tables)
+        self._claim_table = IdpClaimTable(tables)
         self._public_baseurl = api.public_baseurl.rstrip("/")
         self._sessions = BrowserSessions(
-            self._store,
+            self._session_table,
             pages,
             config.session_lifetime,
             config.max_sessions,
@@ -235,7 +241,7 @@ class SsoPortal:
 
     async def token_target(self, token: str) -> Target | None:
         """The target that minted a login token the portal passed on, if any."""
-        name = await self._store.target_of_token(token)
+        name = await self._tokens.target_of_token(token)
         return None if name is None else self._targets.get(name)
 
     async def show_realm_page(self, request: SynapseRequest) -> None:
@@ -301,7 +307,9 @@ class SsoPortal:
 
     async def bounce(self, request: SynapseRequest) -> None:
         """Back from the portal's own IdP: route the user's attributes."""
-        returned = await self._sessions.returned(request, self._store.pending_session)
+        returned = await self._sessions.returned(
+            request, self._session_table.pending_session
+        )
         if returned is None:
             return
         pending, session_id, login_token = returned
@@ -328,7 +336,9 @@ class SsoPortal:
         if await self._refuse_failing(request, target):
             return
         assign_user_key = _assign_user_key(subject, decision)
-        if not await self._store.set_target(session_id, target.name, assign_user_key):
+        if not await self._session_table.set_target(
+            session_id, target.name, assign_user_key
+        ):
             self._pages.error(request, 403, "Sign-in failed", REFUSALS[REFUSED_USED])
             return
         idp_id = self._config.portal_idps.get(pending.idp_id or "")
@@ -352,7 +362,9 @@ class SsoPortal:
         ]
         for _ in range(ATTRIBUTE_WAIT_STEPS):
             for remote_id in remote_ids:
-                claims = await self._store.take_claims(login.idp_id, remote_id, started)
+                claims = await self._claim_table.take_claims(
+                    login.idp_id, remote_id, started
+                )
                 if claims is not None:
                     return claims
             await self._api.sleep(ATTRIBUTE_WAIT_SECONDS)
@@ -463,7 +475,9 @@ class SsoPortal:
 
     async def complete(self, request: SynapseRequest) -> None:
         """The target sent the browser back: pass the token on to the client."""
-        returned = await self._sessions.returned(request, self._store.complete_session)
+        returned = await self._sessions.returned(
+            request, self._session_table.complete_session
+        )
         if returned is None:
             return
         completion, session_id, login_token = returned
@@ -478,7 +492,7 @@ class SsoPortal:
         if self._pages.refuse_redirect_url(request, self._policy, client_url):
             return
         lifetime_ms = int(self._config.token_lifetime * 1000)
-        await self._store.remember_token(login_token, target.name, lifetime_ms)
+        await self._tokens.remember_token(login_token, target.name, lifetime_ms)
         if completion.assign_user_key is not None:  # a new pool user signed in
             await self._assign(completion.assign_user_key, target.name)
         self._sessions.forget(request, session_id)

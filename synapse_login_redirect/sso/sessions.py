@@ -12,12 +12,13 @@ from collections.abc import Awaitable, Callable
 
 from synapse_login_redirect._synapse import SynapseRequest
 from synapse_login_redirect.gateway.request_body import query_arg
-from synapse_login_redirect.store.sso import (
+from synapse_login_redirect.store.sso_sessions import (
     REFUSED_EXPIRED,
     REFUSED_OTHER_BROWSER,
     REFUSED_USED,
     Completion,
-    SsoStore,
+    Refusal,
+    SsoSessionTable,
 )
 from synapse_login_redirect.web.pages import Pages
 
@@ -27,7 +28,7 @@ PAGES_PATH = "/_synapse/client/login_redirect/"
 COOKIE_PREFIX = "login_redirect_sso_"
 LOGIN_TOKEN_PARAM = "loginToken"
 
-REFUSALS = {
+REFUSALS: dict[Refusal, str] = {
     REFUSED_EXPIRED: "This sign-in took too long. Please start again from your app.",
     REFUSED_USED: "This sign-in link was already used. Please start again from your app.",
     REFUSED_OTHER_BROWSER: (
@@ -49,7 +50,7 @@ class BrowserSessions:
 
     def __init__(
         self,
-        store: SsoStore,
+        store: SsoSessionTable,
         pages: Pages,
         lifetime: float,
         max_sessions: int,
