@@ -19,12 +19,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Collection
 
-from synapse.module_api import ModuleApi, make_deferred_yieldable, run_in_background
+from synapse.module_api import make_deferred_yieldable, run_in_background
 from twisted.internet import defer
 
 from synapse_login_redirect.config.portal import Target
 from synapse_login_redirect.portal.proxy import TargetError
-from synapse_login_redirect.store.tables import module_tables
 from synapse_login_redirect.store.target_health import TargetHealthTable
 
 logger = logging.getLogger(__name__)
@@ -32,21 +31,30 @@ logger = logging.getLogger(__name__)
 MAX_READ_AGE_MS = 1000
 STALE_INTERVALS = 3
 
+# The current time, in ms since the epoch.
+Clock = Callable[[], int]
+# Calls a function every so many ms, from now on.
+Repeat = Callable[[Callable[[], Awaitable[None]], int], None]
+
 
 class TargetHealth:
     """Which pool targets are failing, as the deployment last recorded."""
 
     def __init__(
         self,
-        api: ModuleApi,
         targets: Collection[Target],
         interval_seconds: float,
         timeout_seconds: float,
         check: Callable[[Target], Awaitable[None]],
+        *,
+        table: TargetHealthTable,
+        clock: Clock,
+        repeat: Repeat | None,
     ) -> None:
-        """``check`` raises ``TargetError`` when a target fails its check."""
-        self._api = api
-        self._table = TargetHealthTable(module_tables(api))
+        """``check`` raises ``TargetError`` when a target fails its check;
+        ``repeat`` runs the checks, given to the one process that does."""
+        self._table = table
+        self._clock = clock
         self._targets = tuple(targets)
         self._check_target = check
         interval_ms = int(interval_seconds * 1000)
@@ -57,16 +65,14 @@ class TargetHealth:
         self._reading = False
         # Without checks nothing would ever clear a mark, so nothing is marked.
         self._checking = interval_ms > 0 and bool(self._targets)
-        if self._checking and api.should_run_background_tasks():
-            api.looping_background_call(
-                self._check_all, interval_ms, desc="login_redirect_health_checks"
-            )
+        if self._checking and repeat is not None:
+            repeat(self._check_all, interval_ms)
 
     async def unhealthy(self) -> frozenset[str]:
         """The names of the failing targets, read again when a second old."""
         if not self._checking:
             return frozenset()
-        now = self._api.get_current_time_msec()
+        now = self._clock()
         stale = self._read_at is None or now - self._read_at >= self._read_age_ms
         if stale and not self._reading:  # others meanwhile use the last answer
             self._reading = True
@@ -105,9 +111,7 @@ class TargetHealth:
 
     async def _record(self, target: Target, healthy: bool, why: str = "") -> None:
         """Store a result; log it if it changes what the deployment knew."""
-        was_healthy = await self._table.record(
-            target.name, healthy, self._api.get_current_time_msec()
-        )
+        was_healthy = await self._table.record(target.name, healthy, self._clock())
         if not healthy and was_healthy is not False:
             logger.warning(
                 "Target %s is failing (%s); new users go elsewhere", target.name, why

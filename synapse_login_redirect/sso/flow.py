@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, cast
 from urllib.parse import quote, urlencode
 
-from synapse.module_api import DirectServeHtmlResource, ModuleApi
+from synapse.module_api import DirectServeHtmlResource
 from synapse.module_api.errors import Codes, ConfigError, SynapseError
 from twisted.web.resource import IResource
 
@@ -46,10 +46,6 @@ from synapse_login_redirect._synapse import (
     RouteCallback,
     SynapseRequest,
     TokenLogin,
-    client_site_tags,
-    consume_login_token,
-    external_ids_of,
-    sso_client_whitelist,
 )
 from synapse_login_redirect.config.portal import PortalSsoConfig, Target
 from synapse_login_redirect.gateway.limits import oversized, rate_limit_key
@@ -65,7 +61,6 @@ from synapse_login_redirect.sso.sessions import (
 from synapse_login_redirect.store.idp_claims import IdpClaimTable
 from synapse_login_redirect.store.login_tokens import LoginTokenTable
 from synapse_login_redirect.store.sso_sessions import REFUSED_USED, SsoSessionTable
-from synapse_login_redirect.store.tables import module_tables
 from synapse_login_redirect.web.pages import Pages, PageTree, forbid_leaks
 from synapse_login_redirect.web.redirect_policy import (
     ClientWhitelist,
@@ -90,6 +85,11 @@ ATTRIBUTE_WAIT_SECONDS = 0.05
 Router = Callable[[LoginSubject], Awaitable[Decision | None]]
 # Stores a user's new pool assignment: (user key, target name).
 Assign = Callable[[str, str], Awaitable[None]]
+# Uses up a login token of the portal's own: who it logged in, at which IdP.
+ConsumeLoginToken = Callable[[str], Awaitable[TokenLogin | None]]
+# A user's (IdP id, remote user id) pairs.
+ExternalIds = Callable[[str], Awaitable[list[tuple[str, str]]]]
+Sleep = Callable[[float], Awaitable[None]]
 
 _UNPLACED = (
     "We cannot tell which homeserver your account is on. Check what you "
@@ -107,27 +107,36 @@ class SsoPortal:
         targets: Mapping[str, Target],
         router: Router,
         is_failing: Callable[[str], Awaitable[bool]],
-        api: ModuleApi,
         pages: Pages,
         policy: RedirectUrlPolicy,
         *,
         limit_address: AddressLimiter,
         assign: Assign,
+        sessions: SsoSessionTable,
+        tokens: LoginTokenTable,
+        claims: IdpClaimTable,
+        public_baseurl: str,
+        client_whitelist: tuple[str, ...],
+        consume_login_token: ConsumeLoginToken,
+        external_ids: ExternalIds,
+        sleep: Sleep,
     ) -> None:
+        """``client_whitelist``: Synapse's ``sso.client_whitelist``."""
         self._config = config
         self._targets = targets
         self._router = router
         self._is_failing = is_failing
-        self._api = api
         self._pages = pages
         self._policy = policy
         self._limit_address = limit_address
         self._assign = assign
-        tables = module_tables(api)
-        self._session_table = SsoSessionTable(tables)
-        self._tokens = LoginTokenTable(tables)
-        self._claim_table = IdpClaimTable(tables)
-        self._public_baseurl = api.public_baseurl.rstrip("/")
+        self._session_table = sessions
+        self._tokens = tokens
+        self._claim_table = claims
+        self._consume_login_token = consume_login_token
+        self._external_ids = external_ids
+        self._sleep = sleep
+        self._public_baseurl = public_baseurl.rstrip("/")
         self._sessions = BrowserSessions(
             self._session_table,
             pages,
@@ -136,7 +145,7 @@ class SsoPortal:
             secure_cookie=self._public_baseurl.startswith("https://"),
         )
         self._bounce_url = self._public_baseurl + BOUNCE_PATH
-        self._whitelist = ClientWhitelist.of(sso_client_whitelist(api))
+        self._whitelist = ClientWhitelist.of(client_whitelist)
         for entry, reason in self._whitelist.unusable:
             logger.warning(
                 "sso.client_whitelist entry %r never skips the confirmation page "
@@ -144,27 +153,28 @@ class SsoPortal:
                 entry,
                 reason,
             )
-        if config.portal_idps and not self._bounce_url.startswith(
-            sso_client_whitelist(api)
-        ):
+        if config.portal_idps and not self._bounce_url.startswith(client_whitelist):
             raise ConfigError(
                 f"synapse-login-redirect's portal.sso.portal_idps needs "
                 f"{self._bounce_url} in Synapse's sso.client_whitelist, so that "
                 "the portal's own sign-in comes back to it without asking",
                 ("portal", "sso", "portal_idps"),
             )
+
+    def page_tree(self, site_tags: Collection[str]) -> PageTree:
+        """The portal's SSO pages, to serve at ``PAGES_PATH`` on the listeners
+        tagged ``site_tags``."""
         refuse = self._refuse_oversized
         pages_by_name = {
             REALM_PAGE: _Page(refuse, get=self.show_realm_page, post=self.choose_realm),
             COMPLETE_PAGE: _Page(refuse, get=self.complete),
             BOUNCE_PAGE: _Page(refuse, get=self.bounce),
         }
-        tree = PageTree(
+        return PageTree(
             {name: cast(IResource, page) for name, page in pages_by_name.items()},
             secrets=(LOGIN_TOKEN_PARAM,),
-            site_tags=client_site_tags(api),
+            site_tags=site_tags,
         )
-        api.register_web_resource(PAGES_PATH.rstrip("/"), tree)
 
     def hook_redirect(self, original: RouteCallback) -> RouteCallback:
         """A hook for every path of Synapse's SSO and CAS redirect servlet: the
@@ -313,7 +323,7 @@ class SsoPortal:
         if returned is None:
             return
         pending, session_id, login_token = returned
-        login = await consume_login_token(self._api, login_token)
+        login = await self._consume_login_token(login_token)
         attributes = None
         if login is not None and login.idp_id == pending.idp_id:
             started = pending.expires_ts - int(self._config.session_lifetime * 1000)
@@ -357,7 +367,7 @@ class SsoPortal:
             return None
         remote_ids = [
             remote_id
-            for provider, remote_id in await external_ids_of(self._api, login.user_id)
+            for provider, remote_id in await self._external_ids(login.user_id)
             if provider == login.idp_id
         ]
         for _ in range(ATTRIBUTE_WAIT_STEPS):
@@ -367,7 +377,7 @@ class SsoPortal:
                 )
                 if claims is not None:
                     return claims
-            await self._api.sleep(ATTRIBUTE_WAIT_SECONDS)
+            await self._sleep(ATTRIBUTE_WAIT_SECONDS)
         return None
 
     def _refuse_oversized(
