@@ -4,54 +4,28 @@ once by the bounce of the sign-in that brought them (issue 11, item 7)."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from synapse.module_api import ModuleApi
-from twisted.internet import defer
 
 from synapse_login_redirect._synapse import IncompatibleSynapseError
 from synapse_login_redirect.sso import oidc_mapping
 from synapse_login_redirect.sso.oidc_mapping import OidcMappingProvider
 from synapse_login_redirect.store.idp_claims import CLAIMS_LIFETIME_MS, IdpClaimTable
 from synapse_login_redirect.store.tables import module_tables
-from tests.support.sqlite_txn import SqliteTxn
+from tests.support.fakes import SqliteApi
 
 
-class FakeApi:
+class FakeApi(SqliteApi):
     """What IdpClaimTable and the mapping providers use of the ModuleApi, on sqlite."""
 
     def __init__(self, oidc_providers: list[Any] | None = None) -> None:
-        self.now = 1_000_000
-        self._db = sqlite3.connect(":memory:")
+        super().__init__()
         self._hs = SimpleNamespace(
             config=SimpleNamespace(oidc=SimpleNamespace(oidc_providers=oidc_providers))
         )
-
-    def get_current_time_msec(self) -> int:
-        return self.now
-
-    def run_as_background_process(
-        self, desc: str, func: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> defer.Deferred[Any]:
-        return defer.ensureDeferred(func(*args, **kwargs))
-
-    async def run_db_interaction(
-        self, desc: str, func: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> Any:
-        try:
-            result = func(SqliteTxn(self._db), *args, **kwargs)
-        except BaseException:
-            self._db.rollback()
-            raise
-        self._db.commit()
-        return result
-
-    def as_module_api(self) -> ModuleApi:
-        return cast(ModuleApi, self)
 
 
 @pytest.fixture
