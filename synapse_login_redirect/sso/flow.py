@@ -131,7 +131,7 @@ class SsoPortal:
         self._limit_address = limit_address
         self._assign = assign
         self._session_table = sessions
-        self._tokens = tokens
+        self._token_table = tokens
         self._claim_table = claims
         self._consume_login_token = consume_login_token
         self._external_ids = external_ids
@@ -251,7 +251,7 @@ class SsoPortal:
 
     async def token_target(self, token: str) -> Target | None:
         """The target that minted a login token the portal passed on, if any."""
-        name = await self._tokens.target_of_token(token)
+        name = await self._token_table.target_of_token(token)
         return None if name is None else self._targets.get(name)
 
     async def show_realm_page(self, request: SynapseRequest) -> None:
@@ -502,7 +502,7 @@ class SsoPortal:
         if self._pages.refuse_redirect_url(request, self._policy, client_url):
             return
         lifetime_ms = int(self._config.token_lifetime * 1000)
-        await self._tokens.remember_token(login_token, target.name, lifetime_ms)
+        await self._token_table.remember_token(login_token, target.name, lifetime_ms)
         if completion.assign_user_key is not None:  # a new pool user signed in
             await self._assign(completion.assign_user_key, target.name)
         self._sessions.forget(request, session_id)
