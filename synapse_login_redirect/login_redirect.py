@@ -26,7 +26,6 @@ from synapse_login_redirect._synapse import (
 from synapse_login_redirect.config.module import LoginRedirectConfig, parse_config
 from synapse_login_redirect.gateway.hooks import LOGIN_ROUTE, LoginGateway
 from synapse_login_redirect.gateway.login_input import check_login_input
-from synapse_login_redirect.portal.logins import Portal
 from synapse_login_redirect.target.appservice_login import (
     UNSTABLE_TYPE,
     AppserviceLogin,
@@ -42,6 +41,7 @@ from synapse_login_redirect.target.well_known import (
 from synapse_login_redirect.web.pages import Pages
 from synapse_login_redirect.web.redirect_policy import ClientWhitelist
 from synapse_login_redirect.web.urls import normalise_base_url
+from synapse_login_redirect.wiring import build_portal
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class LoginRedirect:
         interceptors: list[Interceptor] = [check_login_input]
         portal = None
         if config.portal is not None:
-            portal = Portal(
+            portal = build_portal(
                 config.portal,
                 config.targets,
                 api,

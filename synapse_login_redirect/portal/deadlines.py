@@ -6,17 +6,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
 from synapse.module_api import make_deferred_yieldable, run_in_background
-from twisted.internet import defer, reactor
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 
 T = TypeVar("T")
 
 
 async def call_with_deadline(
-    seconds: float, f: Callable[..., Awaitable[T]], *args: Any
+    clock: IReactorTime, seconds: float, f: Callable[..., Awaitable[T]], *args: Any
 ) -> T:
-    """Await ``f(*args)``; cancel it after ``seconds`` and raise defer.TimeoutError."""
+    """Await ``f(*args)``; cancel it after ``seconds`` of ``clock`` and raise
+    defer.TimeoutError."""
     called = run_in_background(f, *args)
-    called.addTimeout(seconds, reactor, onTimeoutCancel=_timed_out)
+    called.addTimeout(seconds, clock, onTimeoutCancel=_timed_out)
     return await make_deferred_yieldable(called)
 
 

@@ -19,23 +19,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Collection
 
-from synapse.module_api import (
-    LoggingTransaction,
-    ModuleApi,
-    make_deferred_yieldable,
-    run_in_background,
-)
+from synapse.module_api import make_deferred_yieldable, run_in_background
 from twisted.internet import defer
 
 from synapse_login_redirect.config.portal import Target
 from synapse_login_redirect.portal.proxy import TargetError
-from synapse_login_redirect.store.schema import TARGET_HEALTH
-from synapse_login_redirect.store.tables import module_tables, read_committed
+from synapse_login_redirect.store.target_health import TargetHealthTable
 
 logger = logging.getLogger(__name__)
 
 MAX_READ_AGE_MS = 1000
 STALE_INTERVALS = 3
+
+# The current time, in ms since the epoch.
+Clock = Callable[[], int]
+# Calls a function every so many ms, from now on.
+Repeat = Callable[[Callable[[], Awaitable[None]], int], None]
 
 
 class TargetHealth:
@@ -43,15 +42,19 @@ class TargetHealth:
 
     def __init__(
         self,
-        api: ModuleApi,
         targets: Collection[Target],
         interval_seconds: float,
         timeout_seconds: float,
         check: Callable[[Target], Awaitable[None]],
+        *,
+        table: TargetHealthTable,
+        clock: Clock,
+        repeat: Repeat | None,
     ) -> None:
-        """``check`` raises ``TargetError`` when a target fails its check."""
-        self._api = api
-        self._tables = module_tables(api)
+        """``check`` raises ``TargetError`` when a target fails its check;
+        ``repeat`` runs the checks, given to the one process that does."""
+        self._table = table
+        self._clock = clock
         self._targets = tuple(targets)
         self._check_target = check
         interval_ms = int(interval_seconds * 1000)
@@ -62,25 +65,19 @@ class TargetHealth:
         self._reading = False
         # Without checks nothing would ever clear a mark, so nothing is marked.
         self._checking = interval_ms > 0 and bool(self._targets)
-        if self._checking and api.should_run_background_tasks():
-            api.looping_background_call(
-                self._check_all, interval_ms, desc="login_redirect_health_checks"
-            )
+        if self._checking and repeat is not None:
+            repeat(self._check_all, interval_ms)
 
     async def unhealthy(self) -> frozenset[str]:
         """The names of the failing targets, read again when a second old."""
         if not self._checking:
             return frozenset()
-        now = self._api.get_current_time_msec()
+        now = self._clock()
         stale = self._read_at is None or now - self._read_at >= self._read_age_ms
         if stale and not self._reading:  # others meanwhile use the last answer
             self._reading = True
             try:
-                failing = await self._tables.run(
-                    "login_redirect_read_health",
-                    _failing_targets,
-                    now - self._stale_ms,
-                )
+                failing = await self._table.failing(now - self._stale_ms)
             finally:
                 self._reading = False
             known = {t.name for t in self._targets}
@@ -114,40 +111,10 @@ class TargetHealth:
 
     async def _record(self, target: Target, healthy: bool, why: str = "") -> None:
         """Store a result; log it if it changes what the deployment knew."""
-        was_healthy = await self._tables.run(
-            "login_redirect_record_health",
-            _record,
-            target.name,
-            healthy,
-            self._api.get_current_time_msec(),
-        )
+        was_healthy = await self._table.record(target.name, healthy, self._clock())
         if not healthy and was_healthy is not False:
             logger.warning(
                 "Target %s is failing (%s); new users go elsewhere", target.name, why
             )
         elif healthy and was_healthy is False:
             logger.info("Target %s is healthy again", target.name)
-
-
-def _failing_targets(txn: LoggingTransaction, recorded_since: int) -> list[str]:
-    txn.execute(
-        f"SELECT target FROM {TARGET_HEALTH} WHERE NOT healthy AND checked_ts >= ?",
-        (recorded_since,),
-    )
-    return [str(row[0]) for row in txn.fetchall()]
-
-
-def _record(
-    txn: LoggingTransaction, target: str, healthy: bool, now: int
-) -> bool | None:
-    """Store a result; the one it replaces, if any."""
-    read_committed(txn)  # processes marking one target at once: no retries
-    txn.execute(f"SELECT healthy FROM {TARGET_HEALTH} WHERE target = ?", (target,))
-    row = txn.fetchone()
-    txn.execute(
-        f"INSERT INTO {TARGET_HEALTH} (target, healthy, checked_ts) VALUES (?, ?, ?)"
-        " ON CONFLICT (target) DO UPDATE"
-        " SET healthy = excluded.healthy, checked_ts = excluded.checked_ts",
-        (target, healthy, now),
-    )
-    return None if row is None else bool(row[0])

@@ -19,13 +19,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from synapse.module_api import ModuleApi
 from synapse.module_api.errors import Codes, SynapseError
 
 from synapse_login_redirect._synapse import (
+    AddressLimiter,
     RouteCallback,
     SynapseRequest,
-    login_address_limiter,
 )
 from synapse_login_redirect.config.portal import MODE_REDIRECT, PortalConfig, Target
 from synapse_login_redirect.gateway.login_body import (
@@ -39,19 +38,11 @@ from synapse_login_redirect.gateway.login_body import (
 )
 from synapse_login_redirect.gateway.request_body import raw_body
 from synapse_login_redirect.portal.health import TargetHealth
+from synapse_login_redirect.portal.placement import Placement
 from synapse_login_redirect.portal.proxy import LoginProxy, TargetError
-from synapse_login_redirect.routing.engine import (
-    SELF,
-    Decision,
-    LoginSubject,
-    claim,
-    route,
-)
+from synapse_login_redirect.routing.engine import SELF, Decision, LoginSubject
 from synapse_login_redirect.sso.flow import SsoPortal
-from synapse_login_redirect.store.assignments import AssignmentStore
 from synapse_login_redirect.target.well_known import Advertisement, LoginAnswer
-from synapse_login_redirect.web.pages import Pages
-from synapse_login_redirect.web.redirect_policy import RedirectUrlPolicy
 from synapse_login_redirect.web.urls import login_url
 
 logger = logging.getLogger(__name__)
@@ -66,43 +57,25 @@ class Portal:
         self,
         config: PortalConfig,
         targets: Mapping[str, Target],
-        api: ModuleApi,
         *,
         base_cs_url: bool,
-        pages: Pages,
-        redirect_policy: RedirectUrlPolicy,
+        placement: Placement,
+        proxy: LoginProxy,
+        health: TargetHealth,
+        limit_address: AddressLimiter,
+        sso: SsoPortal | None,
     ) -> None:
-        self._engine = config.engine
         self._targets = targets
         self._unplaced_message = config.unplaced_message
         self._adverts = {
             name: Advertisement(t.base_url, t.identity_server, base_cs_url)
             for name, t in targets.items()
         }
-        self._store = AssignmentStore(api)
-        self._limit_address = login_address_limiter(api)
-        self._proxy = LoginProxy(config.proxy_timeout)
-        pooled = [targets[n] for n in config.engine.pool.weights if n != SELF]
-        self._health = TargetHealth(
-            api,
-            pooled,
-            config.health_check_interval,
-            config.proxy_timeout,
-            self._proxy.check,
-        )
-        self.sso = None
-        if config.sso is not None:
-            self.sso = SsoPortal(
-                config.sso,
-                targets,
-                self.decide,
-                self._health.is_failing,
-                api,
-                pages,
-                redirect_policy,
-                limit_address=self._limit_address,
-                assign=self._remember_sign_in,
-            )
+        self._placement = placement
+        self._proxy = proxy
+        self._health = health
+        self._limit_address = limit_address
+        self.sso = sso
 
     @property
     def routes_elsewhere(self) -> bool:
@@ -125,7 +98,7 @@ class Portal:
         if subject is None or login.password is None:
             return None
         await self._limit_address(request.get_client_ip_if_available())
-        decision = await self.decide(subject)
+        decision = await self._placement.decide(subject)
         if decision is None:
             raise SynapseError(403, self._unplaced_message, Codes.FORBIDDEN)
         return await self._send(request, subject, decision)
@@ -142,7 +115,7 @@ class Portal:
             self._targets[decision.target].mode != MODE_REDIRECT
         )
         if decision.new_assignment and not proxied:
-            decision = await self._claim(subject, decision)
+            decision = await self._placement.claim(subject, decision)
         if decision.target == SELF:
             return None
         target = self._targets[decision.target]
@@ -154,51 +127,10 @@ class Portal:
         answer = await self._proxy_login(request, target)
         if not decision.new_assignment or answer[0] != 200:
             return answer  # only a login that worked places a new user
-        stored = await self._claim(subject, decision)
+        stored = await self._placement.claim(subject, decision)
         if stored is decision:
             return answer
         return await self._send(request, subject, stored)
-
-    async def decide(self, subject: LoginSubject) -> Decision | None:
-        """Where ``subject``'s login goes, logged; None if unplaceable. A new
-        pool assignment is left to the caller to store (``_claim``)."""
-        decision = await route(
-            self._engine,
-            subject,
-            self._store,
-            unhealthy=await self._health.unhealthy(),
-        )
-        who = subject.mxid or subject.user_key
-        if decision is None:
-            logger.info("Portal cannot place the login of %s", who)
-            return None
-        logger.info(
-            "Login of %s goes to %s (%s)", who, decision.target, decision.reason
-        )
-        return decision
-
-    async def _remember_sign_in(self, user_key: str, target: str) -> None:
-        """Store a new pool user's assignment once their SSO sign-in at
-        ``target`` completed; one that another login stored first stays."""
-        stored = await self._store.claim(user_key, target, None)
-        if stored != target:
-            logger.info(
-                "Sign-in of %s completed at %s; another login placed it on %s first",
-                user_key,
-                target,
-                stored,
-            )
-
-    async def _claim(self, subject: LoginSubject, decision: Decision) -> Decision:
-        """Store a new assignment; the decision of the one stored first."""
-        stored = await claim(self._engine, subject, self._store, decision)
-        if stored is not decision:
-            logger.info(
-                "Login of %s goes to %s instead: another login placed it first",
-                subject.mxid or subject.user_key,
-                stored.target,
-            )
-        return stored
 
     async def _token_login(
         self, request: SynapseRequest, token: str | None

@@ -10,8 +10,8 @@ UTF-8 or JSON, NaN, an overflowing number, nesting deeper than
 not come in time is 504. Logs name the target, the status and the size, never
 a body.
 
-The hop uses a bare Twisted ``Agent`` with its own keep-alive pool rather than
-``ModuleApi.http_client``: the targets are the operator's own homeservers, so
+The hop uses a bare Twisted ``Agent`` with its own keep-alive pool (built by
+``wiring``) rather than ``ModuleApi.http_client``: the targets are the operator's own homeservers, so
 Synapse's outgoing-request machinery (redirect and cookie agents, a
 cooperative body producer, tracing) only adds latency to every login, and its
 ``get_json`` reads answers of any size.
@@ -22,16 +22,17 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, Protocol, cast
 
 from synapse.module_api import make_deferred_yieldable
 from synapse.module_api.errors import Codes, SynapseError
-from twisted.internet import defer, error, protocol, reactor
+from twisted.internet import defer, error, protocol
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
+from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IBodyProducer
+from twisted.web.iweb import IBodyProducer, IResponse
 from zope.interface import implementer
 
 from synapse_login_redirect.config.portal import Target
@@ -71,6 +72,19 @@ class TargetError(SynapseError):
         )
         self.detail = detail
         self.unreachable = unreachable
+
+
+class HttpAgent(Protocol):
+    """What sends the proxy's requests: a Twisted ``Agent``."""
+
+    def request(
+        self,
+        method: bytes,
+        uri: bytes,
+        headers: Headers | None,
+        body: IBodyProducer | None,
+        /,
+    ) -> defer.Deferred[IResponse]: ...
 
 
 class _AnswerTooLarge(Exception):
@@ -134,14 +148,13 @@ class _CappedReader(protocol.Protocol):
 class LoginProxy:
     """Posts logins, login tokens and health checks to targets, within a deadline."""
 
-    def __init__(self, timeout_seconds: float) -> None:
+    def __init__(
+        self, timeout_seconds: float, agent: HttpAgent, clock: IReactorTime
+    ) -> None:
+        """``agent`` sends the requests; each gets ``timeout_seconds`` of ``clock``."""
         self._timeout = timeout_seconds
-        pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
-        # Keep-alive connections for concurrent logins; idle ones closed after
-        # two minutes (as Synapse's own client does).
-        pool.maxPersistentPerHost = 20
-        pool.cachedConnectionTimeout = 120
-        self._agent = Agent(reactor, connectTimeout=timeout_seconds, pool=pool)  # type: ignore[no-untyped-call]
+        self._agent = agent
+        self._clock = clock
 
     async def post_login(
         self,
@@ -210,7 +223,7 @@ class LoginProxy:
         within the deadline."""
         try:
             return await call_with_deadline(
-                self._timeout, self._send, method, url, headers, body
+                self._clock, self._timeout, self._send, method, url, headers, body
             )
         except defer.TimeoutError:
             raise TargetError(

@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, cast
 from urllib.parse import urlencode
 
-from synapse.module_api import DirectServeHtmlResource, ModuleApi
+from synapse.module_api import DirectServeHtmlResource
 from synapse.module_api.errors import Codes, ConfigError, SynapseError
 from twisted.web.resource import IResource
 
@@ -46,10 +46,6 @@ from synapse_login_redirect._synapse import (
     RouteCallback,
     SynapseRequest,
     TokenLogin,
-    client_site_tags,
-    consume_login_token,
-    external_ids_of,
-    sso_client_whitelist,
 )
 from synapse_login_redirect.config.portal import PortalSsoConfig, Target
 from synapse_login_redirect.gateway.limits import oversized, rate_limit_key
@@ -63,7 +59,9 @@ from synapse_login_redirect.sso.sessions import (
     UNKNOWN_SESSION,
     BrowserSessions,
 )
-from synapse_login_redirect.store.sso import REFUSED_USED, SsoStore
+from synapse_login_redirect.store.idp_claims import IdpClaimTable
+from synapse_login_redirect.store.login_tokens import LoginTokenTable
+from synapse_login_redirect.store.sso_sessions import REFUSED_USED, SsoSessionTable
 from synapse_login_redirect.web.pages import (
     PageError,
     Pages,
@@ -104,6 +102,11 @@ ATTRIBUTE_WAIT_SECONDS = 0.05
 Router = Callable[[LoginSubject], Awaitable[Decision | None]]
 # Stores a user's new pool assignment: (user key, target name).
 Assign = Callable[[str, str], Awaitable[None]]
+# Uses up a login token of the portal's own: who it logged in, at which IdP.
+ConsumeLoginToken = Callable[[str], Awaitable[TokenLogin | None]]
+# A user's (IdP id, remote user id) pairs.
+ExternalIds = Callable[[str], Awaitable[list[tuple[str, str]]]]
+Sleep = Callable[[float], Awaitable[None]]
 
 _UNPLACED = (
     "We cannot tell which homeserver your account is on. Check what you "
@@ -125,32 +128,44 @@ class SsoPortal:
         targets: Mapping[str, Target],
         router: Router,
         is_failing: Callable[[str], Awaitable[bool]],
-        api: ModuleApi,
         pages: Pages,
         policy: RedirectUrlPolicy,
         *,
         limit_address: AddressLimiter,
         assign: Assign,
+        sessions: SsoSessionTable,
+        tokens: LoginTokenTable,
+        claims: IdpClaimTable,
+        public_baseurl: str,
+        client_whitelist: tuple[str, ...],
+        consume_login_token: ConsumeLoginToken,
+        external_ids: ExternalIds,
+        sleep: Sleep,
     ) -> None:
+        """``client_whitelist``: Synapse's ``sso.client_whitelist``."""
         self._config = config
         self._targets = targets
         self._router = router
         self._is_failing = is_failing
-        self._api = api
         self._pages = pages
         self._policy = policy
         self._limit_address = limit_address
         self._assign = assign
-        self._store = SsoStore(api)
-        self._public_baseurl = api.public_baseurl.rstrip("/")
+        self._session_table = sessions
+        self._token_table = tokens
+        self._claim_table = claims
+        self._consume_login_token = consume_login_token
+        self._external_ids = external_ids
+        self._sleep = sleep
+        self._public_baseurl = public_baseurl.rstrip("/")
         self._sessions = BrowserSessions(
-            self._store,
+            self._session_table,
             config.session_lifetime,
             config.max_sessions,
             secure_cookie=self._public_baseurl.startswith("https://"),
         )
         self._bounce_url = self._public_baseurl + BOUNCE_PATH
-        self._whitelist = ClientWhitelist.of(sso_client_whitelist(api))
+        self._whitelist = ClientWhitelist.of(client_whitelist)
         for entry, reason in self._whitelist.unusable:
             logger.warning(
                 "sso.client_whitelist entry %r never skips the confirmation page "
@@ -158,26 +173,29 @@ class SsoPortal:
                 entry,
                 reason,
             )
-        if config.portal_idps and not self._bounce_url.startswith(
-            sso_client_whitelist(api)
-        ):
+        if config.portal_idps and not self._bounce_url.startswith(client_whitelist):
             raise ConfigError(
                 f"synapse-login-redirect's portal.sso.portal_idps needs "
                 f"{self._bounce_url} in Synapse's sso.client_whitelist, so that "
                 "the portal's own sign-in comes back to it without asking",
                 ("portal", "sso", "portal_idps"),
             )
+
+    def page_tree(self, site_tags: Collection[str]) -> PageTree:
+        """The portal's SSO pages, to serve at ``PAGES_PATH`` on the listeners
+        tagged ``site_tags``."""
         pages_by_name = {
-            REALM_PAGE: _Page(pages, get=self.show_realm_page, post=self.choose_realm),
-            COMPLETE_PAGE: _Page(pages, get=self.complete),
-            BOUNCE_PAGE: _Page(pages, get=self.bounce),
+            REALM_PAGE: _Page(
+                self._pages, get=self.show_realm_page, post=self.choose_realm
+            ),
+            COMPLETE_PAGE: _Page(self._pages, get=self.complete),
+            BOUNCE_PAGE: _Page(self._pages, get=self.bounce),
         }
-        tree = PageTree(
+        return PageTree(
             {name: cast(IResource, page) for name, page in pages_by_name.items()},
             secrets=(LOGIN_TOKEN_PARAM,),
-            site_tags=client_site_tags(api),
+            site_tags=site_tags,
         )
-        api.register_web_resource(PAGES_PATH.rstrip("/"), tree)
 
     def hook_redirect(self, original: RouteCallback) -> RouteCallback:
         """A hook for every path of Synapse's SSO and CAS redirect servlet: the
@@ -252,7 +270,7 @@ class SsoPortal:
 
     async def token_target(self, token: str) -> Target | None:
         """The target that minted a login token the portal passed on, if any."""
-        name = await self._store.target_of_token(token)
+        name = await self._token_table.target_of_token(token)
         return None if name is None else self._targets.get(name)
 
     async def show_realm_page(self, request: SynapseRequest) -> None:
@@ -312,9 +330,9 @@ class SsoPortal:
     async def bounce(self, request: SynapseRequest) -> None:
         """Back from the portal's own IdP: route the user's attributes."""
         pending, session_id, login_token = await self._sessions.returned(
-            request, self._store.pending_session
+            request, self._session_table.pending_session
         )
-        login = await consume_login_token(self._api, login_token)
+        login = await self._consume_login_token(login_token)
         attributes = None
         if login is not None and login.idp_id == pending.idp_id:
             started = self._sessions.started_ts(pending)
@@ -334,7 +352,9 @@ class SsoPortal:
         target = self._targets[decision.target]
         await self._check_answering(target)
         assign_user_key = _assign_user_key(subject, decision)
-        if not await self._store.set_target(session_id, target.name, assign_user_key):
+        if not await self._session_table.set_target(
+            session_id, target.name, assign_user_key
+        ):
             raise PageError(403, SIGN_IN_FAILED, REFUSALS[REFUSED_USED])
         idp_id = self._config.portal_idps.get(pending.idp_id or "")
         self._to_target(request, target, idp_id, session_id)
@@ -352,15 +372,17 @@ class SsoPortal:
             return None
         remote_ids = [
             remote_id
-            for provider, remote_id in await external_ids_of(self._api, login.user_id)
+            for provider, remote_id in await self._external_ids(login.user_id)
             if provider == login.idp_id
         ]
         for _ in range(ATTRIBUTE_WAIT_STEPS):
             for remote_id in remote_ids:
-                claims = await self._store.take_claims(login.idp_id, remote_id, started)
+                claims = await self._claim_table.take_claims(
+                    login.idp_id, remote_id, started
+                )
                 if claims is not None:
                     return claims
-            await self._api.sleep(ATTRIBUTE_WAIT_SECONDS)
+            await self._sleep(ATTRIBUTE_WAIT_SECONDS)
         return None
 
     async def _check_limit(self, request: SynapseRequest, *, count: bool) -> None:
@@ -445,7 +467,7 @@ class SsoPortal:
     async def complete(self, request: SynapseRequest) -> None:
         """The target sent the browser back: pass the token on to the client."""
         completion, session_id, login_token = await self._sessions.returned(
-            request, self._store.complete_session
+            request, self._session_table.complete_session
         )
         assert completion.target is not None
         assert completion.client_redirect_url is not None
@@ -456,7 +478,7 @@ class SsoPortal:
         # Judged again: the policy may have changed since the session began.
         check_redirect_url(self._policy, client_url)
         lifetime_ms = int(self._config.token_lifetime * 1000)
-        await self._store.remember_token(login_token, target.name, lifetime_ms)
+        await self._token_table.remember_token(login_token, target.name, lifetime_ms)
         if completion.assign_user_key is not None:  # a new pool user signed in
             await self._assign(completion.assign_user_key, target.name)
         self._sessions.forget(request, session_id)

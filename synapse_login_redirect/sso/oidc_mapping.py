@@ -18,7 +18,8 @@ from synapse_login_redirect._synapse import (
     check_synapse_support,
     oidc_idp_id,
 )
-from synapse_login_redirect.store.sso import SsoStore
+from synapse_login_redirect.store.idp_claims import IdpClaimTable
+from synapse_login_redirect.store.tables import module_tables
 
 
 class OidcMappingProvider(JinjaOidcMappingProvider):
@@ -28,11 +29,11 @@ class OidcMappingProvider(JinjaOidcMappingProvider):
         check_synapse_support(module_api)
         super().__init__(config, module_api)
         self._idp_id = oidc_idp_id(module_api, config)
-        self._store = SsoStore(module_api)
+        self._claims = IdpClaimTable(module_tables(module_api))
 
     async def get_extra_attributes(self, userinfo: Any, token: Any) -> Any:
         """Called on every login, new user or not: keep the claims."""
-        await self._store.remember_claims(
+        await self._claims.remember_claims(
             self._idp_id,
             str(self.get_remote_user_id(userinfo)),
             claims_as_attributes(userinfo),

@@ -21,7 +21,8 @@ from synapse_login_redirect._synapse import (
     check_synapse_support,
     saml_idp_id,
 )
-from synapse_login_redirect.store.sso import SsoStore
+from synapse_login_redirect.store.idp_claims import IdpClaimTable
+from synapse_login_redirect.store.tables import module_tables
 
 
 @attr.s(auto_attribs=True)
@@ -38,7 +39,7 @@ class SamlMappingProvider(DefaultSamlMappingProvider):
         check_synapse_support(module_api)
         super().__init__(parsed_config, module_api)
         self._api = module_api
-        self._store = SsoStore(module_api)
+        self._claims = IdpClaimTable(module_tables(module_api))
         # Synapse's SAML handler is still being built: asked on first use.
         self._idp_id: str | None = None
 
@@ -80,7 +81,7 @@ class SamlMappingProvider(DefaultSamlMappingProvider):
             self._idp_id = saml_idp_id(self._api)
         self._api.run_as_background_process(
             "login_redirect_keep_saml_attributes",
-            self._store.remember_claims,
+            self._claims.remember_claims,
             self._idp_id,
             remote_id,
             attributes,

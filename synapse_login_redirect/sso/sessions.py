@@ -13,14 +13,14 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from synapse_login_redirect._synapse import SynapseRequest
 from synapse_login_redirect.gateway.request_body import query_arg
-from synapse_login_redirect.store.sso import (
+from synapse_login_redirect.store.sso_sessions import (
     REFUSED_EXPIRED,
     REFUSED_OTHER_BROWSER,
     REFUSED_UNKNOWN,
     REFUSED_USED,
     Completion,
     Refusal,
-    SsoStore,
+    SsoSessionTable,
 )
 from synapse_login_redirect.web.pages import PageError
 from synapse_login_redirect.web.urls import LOGIN_TOKEN_PARAM, SESSION_PARAM
@@ -56,7 +56,7 @@ class BrowserSessions:
 
     def __init__(
         self,
-        store: SsoStore,
+        store: SsoSessionTable,
         lifetime: float,
         max_sessions: int,
         secure_cookie: bool,

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from synapse.module_api import LoggingTransaction, ModuleApi
+from synapse.module_api import LoggingTransaction
 
 from synapse_login_redirect.store.schema import ASSIGNMENTS
-from synapse_login_redirect.store.tables import module_tables, read_committed
+from synapse_login_redirect.store.tables import ModuleTables, read_committed
 
 
-class AssignmentStore:
-    """Reads and records which target a user was placed on."""
+class AssignmentTable:
+    """Which target each pool user was placed on, by user key."""
 
-    def __init__(self, api: ModuleApi) -> None:
-        self._tables = module_tables(api)
+    def __init__(self, tables: ModuleTables) -> None:
+        self._tables = tables
 
     async def get(self, user_key: str) -> str | None:
         return await self._tables.run(

@@ -10,6 +10,7 @@ NOT EXISTS`` run concurrently fails there).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar
@@ -105,6 +106,11 @@ def module_tables(api: ModuleApi) -> ModuleTables:
 def _relay(result: T, to: defer.Deferred[T]) -> T:
     to.callback(result)
     return result
+
+
+def secret_hash(secret: str) -> str:
+    """What the tables keep of a secret (a cookie nonce, a login token)."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def read_committed(txn: LoggingTransaction) -> None:

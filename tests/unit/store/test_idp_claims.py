@@ -4,53 +4,28 @@ once by the bounce of the sign-in that brought them (issue 11, item 7)."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from synapse.module_api import ModuleApi
-from twisted.internet import defer
 
 from synapse_login_redirect._synapse import IncompatibleSynapseError
 from synapse_login_redirect.sso import oidc_mapping
 from synapse_login_redirect.sso.oidc_mapping import OidcMappingProvider
-from synapse_login_redirect.store.sso import CLAIMS_LIFETIME_MS, SsoStore
-from tests.support.sqlite_txn import SqliteTxn
+from synapse_login_redirect.store.idp_claims import CLAIMS_LIFETIME_MS, IdpClaimTable
+from synapse_login_redirect.store.tables import module_tables
+from tests.support.fakes import SqliteApi
 
 
-class FakeApi:
-    """What SsoStore and the mapping providers use of the ModuleApi, on sqlite."""
+class FakeApi(SqliteApi):
+    """What IdpClaimTable and the mapping providers use of the ModuleApi, on sqlite."""
 
     def __init__(self, oidc_providers: list[Any] | None = None) -> None:
-        self.now = 1_000_000
-        self._db = sqlite3.connect(":memory:")
+        super().__init__()
         self._hs = SimpleNamespace(
             config=SimpleNamespace(oidc=SimpleNamespace(oidc_providers=oidc_providers))
         )
-
-    def get_current_time_msec(self) -> int:
-        return self.now
-
-    def run_as_background_process(
-        self, desc: str, func: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> defer.Deferred[Any]:
-        return defer.ensureDeferred(func(*args, **kwargs))
-
-    async def run_db_interaction(
-        self, desc: str, func: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> Any:
-        try:
-            result = func(SqliteTxn(self._db), *args, **kwargs)
-        except BaseException:
-            self._db.rollback()
-            raise
-        self._db.commit()
-        return result
-
-    def as_module_api(self) -> ModuleApi:
-        return cast(ModuleApi, self)
 
 
 @pytest.fixture
@@ -69,7 +44,7 @@ def _run(coroutine: Any) -> Any:
 
 
 def test_claims_are_kept_apart_by_idp(api: FakeApi) -> None:
-    store = SsoStore(api.as_module_api())
+    store = IdpClaimTable(module_tables(api.as_module_api()))
     _run(store.remember_claims("oidc-a", "ivy", {"department": ["History"]}))
     _run(store.remember_claims("oidc-b", "ivy", {"email": ["ivy@eng.example"]}))
     assert _run(store.take_claims("oidc-b", "ivy", 0)) == {"email": ["ivy@eng.example"]}
@@ -78,21 +53,21 @@ def test_claims_are_kept_apart_by_idp(api: FakeApi) -> None:
 
 
 def test_claims_are_taken_once(api: FakeApi) -> None:
-    store = SsoStore(api.as_module_api())
+    store = IdpClaimTable(module_tables(api.as_module_api()))
     _run(store.remember_claims("oidc-a", "ivy", {"department": ["History"]}))
     assert _run(store.take_claims("oidc-a", "ivy", 0)) is not None
     assert _run(store.take_claims("oidc-a", "ivy", 0)) is None
 
 
 def test_claims_kept_before_the_session_began_are_not_its_own(api: FakeApi) -> None:
-    store = SsoStore(api.as_module_api())
+    store = IdpClaimTable(module_tables(api.as_module_api()))
     _run(store.remember_claims("oidc-a", "ivy", {"department": ["History"]}))
     assert _run(store.take_claims("oidc-a", "ivy", api.now + 1)) is None
     assert _run(store.take_claims("oidc-a", "ivy", api.now)) is not None
 
 
 def test_a_later_sign_in_replaces_the_claims(api: FakeApi) -> None:
-    store = SsoStore(api.as_module_api())
+    store = IdpClaimTable(module_tables(api.as_module_api()))
     _run(store.remember_claims("oidc-a", "ivy", {"department": ["History"]}))
     api.now += 10
     _run(store.remember_claims("oidc-a", "ivy", {"department": ["Physics"]}))
@@ -102,7 +77,7 @@ def test_a_later_sign_in_replaces_the_claims(api: FakeApi) -> None:
 
 
 def test_claims_expire(api: FakeApi) -> None:
-    store = SsoStore(api.as_module_api())
+    store = IdpClaimTable(module_tables(api.as_module_api()))
     _run(store.remember_claims("oidc-a", "ivy", {"department": ["History"]}))
     api.now += CLAIMS_LIFETIME_MS + 1
     assert _run(store.take_claims("oidc-a", "ivy", 0)) is None
@@ -126,7 +101,7 @@ def test_oidc_mapping_provider_keeps_claims_under_its_own_idp() -> None:
     first, other = (_provider(api, config) for config in configs)
     _run(first.get_extra_attributes({"sub": "ivy", "department": "History"}, {}))
     _run(other.get_extra_attributes({"sub": "ivy", "email": "ivy@eng.example"}, {}))
-    store = SsoStore(api.as_module_api())
+    store = IdpClaimTable(module_tables(api.as_module_api()))
     assert _run(store.take_claims("oidc-b", "ivy", 0)) == {
         "sub": ["ivy"],
         "email": ["ivy@eng.example"],

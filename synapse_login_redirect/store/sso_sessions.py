@@ -1,39 +1,37 @@
-"""SSO state the portal keeps in Synapse's database, so any worker can use it.
+"""The portal's SSO sign-in sessions, in Synapse's database so any worker can
+complete them.
 
-- sign-in sessions: started on the home-realm page (target known) or before
-  the portal's own IdP login (target decided afterwards from the user's
-  attributes), completed once when the target sends the browser back; bound
-  to the browser by a cookie nonce, of which only a hash is stored; with the
-  user key of a new pool assignment, stored only once the sign-in completes;
-  at most ``max_sessions`` at once;
-- the attributes or claims the portal's own IdPs gave, by IdP and remote user
-  id, until the bounce of that sign-in takes them (once) or they expire;
-- login tokens: which target minted a token, by the token's hash (never the
-  token), for ``m.login.token`` at the portal.
+A session starts on the home-realm page (target known) or before the portal's
+own IdP login (target decided afterwards from the user's attributes), and
+completes once, when the target sends the browser back. It is bound to the
+browser by a cookie nonce, of which only a hash is stored, and holds the user
+key of a new pool assignment, stored only once the sign-in completes. At most
+``max_sessions`` are in progress at once.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Final, Literal
 
 import attr
-from synapse.module_api import LoggingTransaction, ModuleApi
+from synapse.module_api import LoggingTransaction
 
-from synapse_login_redirect.store.schema import SSO_CLAIMS, SSO_SESSIONS, SSO_TOKENS
-from synapse_login_redirect.store.tables import module_tables, read_committed
+from synapse_login_redirect.store.schema import SSO_SESSIONS
+from synapse_login_redirect.store.tables import (
+    ModuleTables,
+    read_committed,
+    secret_hash,
+)
 
-# Claims serve the bounce that follows their sign-in, which brings a login
-# token that lives 2 minutes (Synapse's SSO tokens); a margin beyond that.
-CLAIMS_LIFETIME_MS = 3 * 60 * 1000
-
-
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+# Why a session returning to the portal is refused.
+Refusal = Literal["unknown", "expired", "used", "other browser"]
+REFUSED_UNKNOWN: Final = "unknown"
+REFUSED_EXPIRED: Final = "expired"
+REFUSED_USED: Final = "used"
+REFUSED_OTHER_BROWSER: Final = "other browser"
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -58,19 +56,11 @@ class Completion:
     assign_user_key: str | None = None
 
 
-# Why a session was refused: one of the REFUSED_* values.
-Refusal = Literal["unknown", "expired", "used", "other browser"]
-REFUSED_UNKNOWN: Final = "unknown"
-REFUSED_EXPIRED: Final = "expired"
-REFUSED_USED: Final = "used"
-REFUSED_OTHER_BROWSER: Final = "other browser"
+class SsoSessionTable:
+    """The sign-in sessions in progress, each used once."""
 
-
-class SsoStore:
-    """The portal's SSO state: sessions, login tokens' targets, IdP claims."""
-
-    def __init__(self, api: ModuleApi) -> None:
-        self._tables = module_tables(api)
+    def __init__(self, tables: ModuleTables) -> None:
+        self._tables = tables
 
     async def start_session(
         self,
@@ -90,7 +80,7 @@ class SsoStore:
             "login_redirect_start_sso",
             _insert_session,
             new.session_id,
-            _hash(new.nonce),
+            secret_hash(new.nonce),
             target,
             idp_id,
             client_redirect_url,
@@ -119,7 +109,7 @@ class SsoStore:
             "login_redirect_check_sso",
             check,
             session_id,
-            None if nonce is None else _hash(nonce),
+            None if nonce is None else secret_hash(nonce),
             self._tables.now_ms(),
         )
 
@@ -134,59 +124,6 @@ class SsoStore:
             session_id,
             target,
             assign_user_key,
-        )
-
-    async def remember_claims(
-        self, idp_id: str, remote_user_id: str, attributes: Mapping[str, list[str]]
-    ) -> None:
-        """What an IdP said of a user at the sign-in in progress."""
-        now = self._tables.now_ms()
-        await self._tables.run(
-            "login_redirect_remember_claims",
-            _upsert_claims,
-            idp_id,
-            remote_user_id,
-            json.dumps(attributes),
-            now,
-            now + CLAIMS_LIFETIME_MS,
-        )
-
-    async def take_claims(
-        self, idp_id: str, remote_user_id: str, not_before: int
-    ) -> dict[str, list[str]] | None:
-        """The claims an IdP gave for a user since ``not_before`` (ms), once."""
-        raw = await self._tables.run(
-            "login_redirect_take_claims",
-            _take_claims,
-            idp_id,
-            remote_user_id,
-            not_before,
-            self._tables.now_ms(),
-        )
-        return None if raw is None else dict(json.loads(raw))
-
-    async def remember_token(self, token: str, target: str, lifetime_ms: int) -> None:
-        now = self._tables.now_ms()
-        await self._tables.run(
-            "login_redirect_remember_token",
-            _insert_token,
-            _hash(token),
-            target,
-            now,
-            now + lifetime_ms,
-        )
-
-    async def target_of_token(self, token: str) -> str | None:
-        """The target that minted ``token``, while the record lasts.
-
-        Kept until it expires, so a login that failed on the way (a target
-        briefly down) can be retried; the target itself accepts a token once.
-        """
-        return await self._tables.run(
-            "login_redirect_token_target",
-            _token_target,
-            _hash(token),
-            self._tables.now_ms(),
         )
 
 
@@ -297,63 +234,3 @@ def _complete_session(
         assign_user_key=assign_user_key,
         expires_ts=expires,
     )
-
-
-def _insert_token(
-    txn: LoggingTransaction, token_hash: str, target: str, now: int, expires: int
-) -> None:
-    read_committed(txn)  # purges by several workers at once: no retries
-    txn.execute(f"DELETE FROM {SSO_TOKENS} WHERE expires_ts < ?", (now,))
-    txn.execute(
-        f"INSERT INTO {SSO_TOKENS} (token_hash, target, expires_ts) VALUES (?, ?, ?)"
-        " ON CONFLICT (token_hash) DO NOTHING",
-        (token_hash, target, expires),
-    )
-
-
-def _token_target(txn: LoggingTransaction, token_hash: str, now: int) -> str | None:
-    txn.execute(
-        f"SELECT target FROM {SSO_TOKENS} WHERE token_hash = ? AND expires_ts >= ?",
-        (token_hash, now),
-    )
-    row = txn.fetchone()
-    return None if row is None else str(row[0])
-
-
-def _upsert_claims(
-    txn: LoggingTransaction,
-    idp_id: str,
-    remote_id: str,
-    attributes: str,
-    now: int,
-    expires: int,
-) -> None:
-    read_committed(txn)  # purges by several workers at once: no retries
-    txn.execute(f"DELETE FROM {SSO_CLAIMS} WHERE expires_ts < ?", (now,))
-    txn.execute(
-        f"INSERT INTO {SSO_CLAIMS}"
-        " (idp_id, remote_user_id, attributes, stored_ts, expires_ts)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (idp_id, remote_user_id) DO UPDATE"
-        " SET attributes = excluded.attributes, stored_ts = excluded.stored_ts,"
-        " expires_ts = excluded.expires_ts",
-        (idp_id, remote_id, attributes, now, expires),
-    )
-
-
-def _take_claims(
-    txn: LoggingTransaction, idp_id: str, remote_id: str, not_before: int, now: int
-) -> str | None:
-    """Select and delete in one go: one bounce at most uses a claim set."""
-    key = (idp_id, remote_id, not_before, now)
-    where = (
-        " WHERE idp_id = ? AND remote_user_id = ?"
-        " AND stored_ts >= ? AND expires_ts >= ?"
-    )
-    txn.execute(f"SELECT attributes FROM {SSO_CLAIMS}{where}", key)
-    row = txn.fetchone()
-    if row is None:
-        return None
-    txn.execute(f"DELETE FROM {SSO_CLAIMS}{where}", key)
-    if txn.rowcount != 1:  # another worker took them first
-        return None
-    return str(row[0])
