@@ -11,7 +11,10 @@ from collections.abc import Mapping
 from synapse.module_api import LoggingTransaction
 
 from synapse_login_redirect.store.schema import SSO_CLAIMS
-from synapse_login_redirect.store.tables import ModuleTables, read_committed
+from synapse_login_redirect.store.tables import (
+    ModuleTables,
+    purge_expired,
+)
 
 # Claims serve the bounce that follows their sign-in, which brings a login
 # token that lives 2 minutes (Synapse's SSO tokens); a margin beyond that.
@@ -62,8 +65,7 @@ def _upsert_claims(
     now: int,
     expires: int,
 ) -> None:
-    read_committed(txn)  # purges by several workers at once: no retries
-    txn.execute(f"DELETE FROM {SSO_CLAIMS} WHERE expires_ts < ?", (now,))
+    purge_expired(txn, SSO_CLAIMS, now)
     txn.execute(
         f"INSERT INTO {SSO_CLAIMS}"
         " (idp_id, remote_user_id, attributes, stored_ts, expires_ts)"

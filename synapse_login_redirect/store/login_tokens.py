@@ -9,7 +9,7 @@ from synapse.module_api import LoggingTransaction
 from synapse_login_redirect.store.schema import SSO_TOKENS
 from synapse_login_redirect.store.tables import (
     ModuleTables,
-    read_committed,
+    purge_expired,
     secret_hash,
 )
 
@@ -48,8 +48,7 @@ class LoginTokenTable:
 def _insert_token(
     txn: LoggingTransaction, token_hash: str, target: str, now: int, expires: int
 ) -> None:
-    read_committed(txn)  # purges by several workers at once: no retries
-    txn.execute(f"DELETE FROM {SSO_TOKENS} WHERE expires_ts < ?", (now,))
+    purge_expired(txn, SSO_TOKENS, now)
     txn.execute(
         f"INSERT INTO {SSO_TOKENS} (token_hash, target, expires_ts) VALUES (?, ?, ?)"
         " ON CONFLICT (token_hash) DO NOTHING",

@@ -22,7 +22,7 @@ from synapse.module_api import LoggingTransaction
 from synapse_login_redirect.store.schema import SSO_SESSIONS
 from synapse_login_redirect.store.tables import (
     ModuleTables,
-    read_committed,
+    purge_expired,
     secret_hash,
 )
 
@@ -140,8 +140,7 @@ def _insert_session(
     max_sessions: int,
 ) -> bool:
     """Purge expired sessions, then insert one unless ``max_sessions`` remain."""
-    read_committed(txn)  # purges by several workers at once: no retries
-    txn.execute(f"DELETE FROM {SSO_SESSIONS} WHERE expires_ts < ?", (now,))
+    purge_expired(txn, SSO_SESSIONS, now)
     txn.execute(f"SELECT COUNT(*) FROM {SSO_SESSIONS}")
     row = txn.fetchone()
     if row is not None and row[0] >= max_sessions:

@@ -125,6 +125,13 @@ def read_committed(txn: LoggingTransaction) -> None:
         txn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
 
+def purge_expired(txn: LoggingTransaction, table: str, now: int) -> None:
+    """Start the transaction at READ COMMITTED (several workers purge at once:
+    no retries) and delete ``table``'s rows whose ``expires_ts`` is past."""
+    read_committed(txn)
+    txn.execute(f"DELETE FROM {table} WHERE expires_ts < ?", (now,))
+
+
 def migrate(txn: LoggingTransaction) -> int:
     """Bring the tables to ``SCHEMA_VERSION``; the version found."""
     read_committed(txn)
