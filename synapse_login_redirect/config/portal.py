@@ -238,6 +238,7 @@ def parse_targets(raw: Any, path: tuple[str, ...]) -> dict[str, Target]:
                 "e.g. https://matrix.eng.example",
                 (*here, "base_url"),
             )
+        mode = one_of(settings, "mode", here, MODES, MODE_REDIRECT)
         public_name = settings.get("public_name", host_of(base_url))
         if not isinstance(public_name, str) or not public_name.strip():
             raise ConfigError(
@@ -249,7 +250,7 @@ def parse_targets(raw: Any, path: tuple[str, ...]) -> dict[str, Target]:
             name=name,
             base_url=base_url,
             identity_server=optional_url(settings, "identity_server", here),
-            mode=one_of(settings, "mode", here, MODES, MODE_REDIRECT),
+            mode=mode,
             public_name=public_name,
             proxy_url=optional_url(settings, "proxy_url", here) or base_url,
         )

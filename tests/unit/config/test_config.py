@@ -165,6 +165,20 @@ def test_full_config() -> None:
             ("targets", "eng", "public_name"),
             "must be a non-empty string: how error messages name this homeserver",
         ),
+        (  # several mistakes: the first in the order the keys are read
+            {
+                "targets": {
+                    "eng": {
+                        "base_url": "https://e",
+                        "mode": "relay",
+                        "public_name": " ",
+                        "identity_server": 5,
+                    }
+                }
+            },
+            ("targets", "eng", "mode"),
+            "must be one of: redirect, proxy, not 'relay'",
+        ),
         (
             {"portal": []},
             ("portal",),
