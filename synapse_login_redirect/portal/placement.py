@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 
+import attr
+
 from synapse_login_redirect.portal.health import TargetHealth
 from synapse_login_redirect.routing.engine import (
     Decision,
@@ -22,18 +24,13 @@ from synapse_login_redirect.store.assignments import AssignmentTable
 logger = logging.getLogger(__name__)
 
 
+@attr.s(frozen=True, slots=True, auto_attribs=True)
 class Placement:
     """Decides which target a subject goes to, and stores new pool users."""
 
-    def __init__(
-        self,
-        engine: RoutingEngine,
-        assignments: AssignmentTable,
-        health: TargetHealth,
-    ) -> None:
-        self._engine = engine
-        self._store = assignments
-        self._health = health
+    _engine: RoutingEngine
+    _store: AssignmentTable
+    _health: TargetHealth
 
     async def decide(self, subject: LoginSubject) -> Decision | None:
         """Where ``subject``'s login goes, logged; None if unplaceable. A new

@@ -24,6 +24,7 @@ import logging
 import math
 from typing import Any, NoReturn, Protocol, cast
 
+import attr
 from synapse.module_api import make_deferred_yieldable
 from synapse.module_api.errors import Codes, SynapseError
 from twisted.internet import defer, error, protocol
@@ -145,16 +146,15 @@ class _CappedReader(protocol.Protocol):
             self.transport.stopProducing()
 
 
+@attr.s(frozen=True, slots=True, auto_attribs=True)
 class LoginProxy:
-    """Posts logins, login tokens and health checks to targets, within a deadline."""
+    """Posts logins, login tokens and health checks to targets, within a
+    deadline: ``agent`` sends each request, which gets ``timeout`` seconds of
+    ``clock``."""
 
-    def __init__(
-        self, timeout_seconds: float, agent: HttpAgent, clock: IReactorTime
-    ) -> None:
-        """``agent`` sends the requests; each gets ``timeout_seconds`` of ``clock``."""
-        self._timeout = timeout_seconds
-        self._agent = agent
-        self._clock = clock
+    _timeout: float
+    _agent: HttpAgent
+    _clock: IReactorTime
 
     async def post_login(
         self,

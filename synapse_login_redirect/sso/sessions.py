@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
+import attr
+
 from synapse_login_redirect._synapse import SynapseRequest
 from synapse_login_redirect.gateway.request_body import query_arg
 from synapse_login_redirect.store.sso_sessions import (
@@ -51,20 +53,16 @@ _FULL = "Too many sign-ins are in progress. Please try again in a few minutes."
 SessionCheck = Callable[[str, str | None], Awaitable[Completion]]
 
 
+@attr.s(frozen=True, slots=True, auto_attribs=True)
 class BrowserSessions:
-    """One-time sign-in sessions, each bound to the browser that started it."""
+    """One-time sign-in sessions, each bound to the browser that started it:
+    kept in ``store`` for ``lifetime`` seconds, at most ``max_sessions`` at
+    once, with cookies marked Secure if ``secure_cookie``."""
 
-    def __init__(
-        self,
-        store: SsoSessionTable,
-        lifetime: float,
-        max_sessions: int,
-        secure_cookie: bool,
-    ) -> None:
-        self._store = store
-        self._lifetime = lifetime
-        self._max_sessions = max_sessions
-        self._secure_cookie = secure_cookie
+    _store: SsoSessionTable
+    _lifetime: float
+    _max_sessions: int
+    _secure_cookie: bool
 
     async def start(
         self,

@@ -164,9 +164,9 @@ def _insert_session(
 
 def _checked_session(
     txn: LoggingTransaction, session_id: str, nonce_hash: str | None, now: int
-) -> Completion | tuple[str | None, str | None, str, str | None, int]:
-    """A refusal, or the session's target, idp id, client URL, user key to
-    assign and expiry."""
+) -> Completion:
+    """The session, unless it is refused (unknown, used, expired, or another
+    browser's)."""
     txn.execute(
         f"SELECT nonce_hash, target, idp_id, client_redirect_url, expires_ts,"
         f" used_ts, assign_user_key FROM {SSO_SESSIONS} WHERE session_id = ?",
@@ -182,19 +182,24 @@ def _checked_session(
         return Completion(refusal=REFUSED_EXPIRED)
     if nonce_hash is None or not hmac.compare_digest(stored_hash, nonce_hash):
         return Completion(refusal=REFUSED_OTHER_BROWSER)
-    return target, idp_id, url, assign_user_key, int(expires)
+    return Completion(
+        target=target,
+        idp_id=idp_id,
+        client_redirect_url=url,
+        expires_ts=int(expires),
+        assign_user_key=assign_user_key,
+    )
 
 
 def _pending_session(
     txn: LoggingTransaction, session_id: str, nonce_hash: str | None, now: int
 ) -> Completion:
-    checked = _checked_session(txn, session_id, nonce_hash, now)
-    if isinstance(checked, Completion):
-        return checked
-    target, idp_id, url, _, expires = checked
-    if target is not None:
+    session = _checked_session(txn, session_id, nonce_hash, now)
+    if session.refusal is not None:
+        return session
+    if session.target is not None:
         return Completion(refusal=REFUSED_USED)
-    return Completion(idp_id=idp_id, client_redirect_url=url, expires_ts=expires)
+    return attr.evolve(session, assign_user_key=None)
 
 
 def _set_target(
@@ -214,11 +219,10 @@ def _set_target(
 def _complete_session(
     txn: LoggingTransaction, session_id: str, nonce_hash: str | None, now: int
 ) -> Completion:
-    checked = _checked_session(txn, session_id, nonce_hash, now)
-    if isinstance(checked, Completion):
-        return checked
-    target, idp_id, url, assign_user_key, expires = checked
-    if target is None:  # the portal's own IdP login has not come back yet
+    session = _checked_session(txn, session_id, nonce_hash, now)
+    if session.refusal is not None:
+        return session
+    if session.target is None:  # the portal's own IdP login has not come back yet
         return Completion(refusal=REFUSED_UNKNOWN)
     txn.execute(
         f"UPDATE {SSO_SESSIONS} SET used_ts = ? WHERE session_id = ? AND used_ts IS NULL",
@@ -226,10 +230,4 @@ def _complete_session(
     )
     if txn.rowcount != 1:  # another worker completed it first
         return Completion(refusal=REFUSED_USED)
-    return Completion(
-        target=target,
-        idp_id=idp_id,
-        client_redirect_url=url,
-        assign_user_key=assign_user_key,
-        expires_ts=expires,
-    )
+    return session
