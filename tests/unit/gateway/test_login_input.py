@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
@@ -10,20 +9,13 @@ import pytest
 from synapse.module_api.errors import SynapseError
 
 from synapse_login_redirect.gateway.login_input import check_login_input
-
-
-class FakeRequest:
-    method = b"POST"
-    uri = b"/_matrix/client/v3/login"
-
-    def __init__(self, body: Any) -> None:
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.content = io.BytesIO(raw)
+from tests.support.fakes import FakeRequest
 
 
 def check(body: Any) -> FakeRequest:
-    request = FakeRequest(body)
-    coroutine = check_login_input(request)  # type: ignore[arg-type]
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = FakeRequest(body=raw)
+    coroutine = check_login_input(request.as_synapse())
     with pytest.raises(StopIteration) as done:
         coroutine.send(None)
     assert done.value.value is None
